@@ -1,0 +1,122 @@
+"""Reading and writing images and label maps. Every decoding error becomes a PixelsegError
+that names the file, so one bad file never ends a run with a traceback."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..errors import PixelsegError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# Decompression-bomb guard: refuse images with more pixels than this (about 16k x 16k).
+MAX_PIXELS = 268_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def _open(path: Path) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise PixelsegError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise PixelsegError(f"{path}: file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()  # decode now so truncated files fail here, not in a worker later
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise PixelsegError(f"{path}: image too large to decode safely ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise PixelsegError(f"{path}: unreadable or truncated image ({e})") from None
+    return img
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB with its EXIF orientation applied."""
+    img = _open(Path(path))
+    img = ImageOps.exif_transpose(img)
+    if img.mode == "I;16" or img.mode == "I":
+        # 16-bit grayscale: scale to 8 bits rather than clipping.
+        arr = np.asarray(img, dtype=np.float64)
+        arr = (arr / max(arr.max(), 1.0) * 255.0).astype(np.uint8)
+        return np.repeat(arr[:, :, None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a label map as (H, W) int64 class ids.
+
+    Single-channel and palette PNGs hold class ids directly (a palette PNG's pixel values are
+    palette indices). RGB masks must be mapped through a colour table by the caller
+    (``read_colour_mask``).
+    """
+    img = _open(Path(path))
+    if img.mode in ("L", "P", "I", "I;16", "1"):
+        return np.asarray(img, dtype=np.int64).copy()
+    if img.mode in ("RGB", "RGBA"):
+        arr = np.asarray(img)
+        rgb = arr[:, :, :3]
+        if (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all():
+            return rgb[:, :, 0].astype(np.int64)
+        raise PixelsegError(
+            f"{path}: mask is a colour (RGB) image; give a classes file with colours so it can "
+            "be mapped to class ids, or save it as a palette or single-channel PNG"
+        )
+    raise PixelsegError(f"{path}: unsupported mask mode {img.mode!r}")
+
+
+def read_colour_mask(path: str | Path, colours: list[tuple[int, int, int]]) -> np.ndarray:
+    """Map an RGB mask to class ids through a colour table; unknown colours raise."""
+    img = _open(Path(path))
+    if img.mode in ("P", "L", "I", "I;16"):  # palette indices / gray values are class ids
+        return np.asarray(img, dtype=np.int64).copy()
+    rgb = np.asarray(img.convert("RGB"), dtype=np.int64)
+    key = (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
+    out = np.full(key.shape, -1, dtype=np.int64)
+    for cls, (r, g, b) in enumerate(colours):
+        out[key == ((r << 16) | (g << 8) | b)] = cls
+    if (out < 0).any():
+        bad = np.unique(key[out < 0])[:5]
+        shown = ", ".join(f"({k >> 16},{(k >> 8) & 255},{k & 255})" for k in bad)
+        raise PixelsegError(f"{path}: colours not in the class table: {shown}")
+    return out
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_png(path: str | Path, array: np.ndarray, palette: list[tuple[int, int, int]] | None = None) -> None:
+    """Write an RGB image, or a class-id mask as a palette PNG when ``palette`` is given."""
+    import io
+
+    if palette is not None:
+        img = Image.fromarray(array.astype(np.uint8), mode="P")
+        flat = [v for c in palette for v in c]
+        img.putpalette(flat + [0] * (768 - len(flat)))
+    else:
+        img = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)

@@ -1,0 +1,107 @@
+"""The mask-folder layout: ``images/`` and ``masks/`` with matching file stems.
+
+Either split into subfolders::
+
+    DATA/train/images/*.jpg  DATA/train/masks/*.png  DATA/val/...  [DATA/test/...]
+
+or flat with split files listing stems (or file names), one a line::
+
+    DATA/images/  DATA/masks/  DATA/train.txt  DATA/val.txt  [DATA/test.txt]
+
+Masks are single-channel or palette PNGs of class ids, or RGB masks mapped through the
+colours of an optional ``classes.txt`` / ``classes.yaml`` at DATA's top level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...constants import IGNORE_INDEX
+from ...errors import PixelsegError
+from ..classes_file import find_classes_file, read_classes_file
+from ..formats import DatasetFormat, register_format
+from ..imageio import list_images, read_colour_mask, read_mask
+from ..sample import ClassTable
+from ..source import Item, SegmentationSource
+
+SPLITS = ("train", "val", "test")
+
+
+def _pair_dir(folder: Path) -> bool:
+    return (folder / "images").is_dir() and (folder / "masks").is_dir()
+
+
+def detect(root: Path) -> bool:
+    return _pair_dir(root) or any(_pair_dir(root / s) for s in SPLITS)
+
+
+def splits(root: Path) -> list[str]:
+    if any(_pair_dir(root / s) for s in SPLITS):
+        return [s for s in SPLITS if _pair_dir(root / s)]
+    return [s for s in SPLITS if (root / f"{s}.txt").is_file()]
+
+
+def pair_files(image_dir: Path, mask_dir: Path, stems: list[str] | None = None) -> list[Item]:
+    """Match images to masks by stem; an image without a mask is an error naming it."""
+    images = {p.stem: p for p in list_images(image_dir)}
+    masks = {p.stem: p for p in list_images(mask_dir)}
+    if stems is None:
+        stems = sorted(images)
+    items = []
+    for stem in stems:
+        if stem not in images:
+            raise PixelsegError(f"{image_dir / stem}: listed in the split file but no image has this name")
+        if stem not in masks:
+            raise PixelsegError(f"{images[stem]}: image has no mask in {mask_dir}")
+        items.append(Item(images[stem], masks[stem], stem))
+    if not items:
+        raise PixelsegError(f"{image_dir}: no images found")
+    return items
+
+
+class MaskFolderSource(SegmentationSource):
+    format_name = "mask-folder"
+
+    def __init__(self, items, classes, root, split, colour_masks: bool) -> None:
+        super().__init__(items, classes, root, split)
+        self.colour_masks = colour_masks
+
+    def decode_mask(self, item: Item) -> np.ndarray:
+        if self.colour_masks:
+            return read_colour_mask(item.mask, self.classes.colours)
+        return read_mask(item.mask)
+
+
+def infer_classes(items: list[Item]) -> ClassTable:
+    """No classes file: the class count is the largest id in the masks plus one."""
+    top = 0
+    for item in items:
+        m = read_mask(item.mask)
+        valid = m[m != IGNORE_INDEX]
+        if valid.size:
+            top = max(top, int(valid.max()))
+    return ClassTable([f"class_{i}" for i in range(top + 1)])
+
+
+def open_source(root: Path, split: str) -> MaskFolderSource:
+    items = open_source_items(root, split)
+    cfile = find_classes_file(root)
+    if cfile is not None:
+        classes, has_colours = read_classes_file(cfile)
+    else:
+        # Infer from the training split so every split agrees on the class count.
+        train = open_source_items(root, "train") if split != "train" else items
+        classes, has_colours = infer_classes(train), False
+    return MaskFolderSource(items, classes, root, split, colour_masks=has_colours)
+
+
+def open_source_items(root: Path, split: str) -> list[Item]:
+    if _pair_dir(root / split):
+        return pair_files(root / split / "images", root / split / "masks")
+    stems = [Path(s.split()[0]).stem for s in (root / f"{split}.txt").read_text().splitlines() if s.strip()]
+    return pair_files(root / "images", root / "masks", stems)
+
+
+register_format(DatasetFormat("mask-folder", detect, open_source, splits, priority=50))

@@ -1,0 +1,78 @@
+"""A dataset split as a list of file pairs plus the rule to decode them.
+
+Readers (one per on-disk format, in ``readers/``) only find files and say how a mask's values
+map to class ids; loading, validation and error messages live here, once for all formats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import IGNORE_INDEX
+from ..errors import PixelsegError
+from .imageio import read_image, read_mask
+from .sample import ClassTable, Sample
+
+
+@dataclass(frozen=True)
+class Item:
+    image: Path
+    mask: Path | None  # None for unlabelled images (prediction only)
+    name: str
+
+
+class SegmentationSource:
+    """One split of a dataset. Lazy: nothing is decoded until ``load(i)``.
+
+    Subclasses override ``decode_mask`` when their masks need remapping (void -> ignore,
+    colours -> ids, polygons -> pixels).
+    """
+
+    format_name = "generic"
+
+    def __init__(self, items: list[Item], classes: ClassTable, root: Path, split: str) -> None:
+        self.items = items
+        self.classes = classes
+        self.root = Path(root)
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def decode_image(self, item: Item) -> np.ndarray:
+        return read_image(item.image)
+
+    def decode_mask(self, item: Item) -> np.ndarray:
+        return read_mask(item.mask)
+
+    def load(self, index: int) -> Sample:
+        item = self.items[index]
+        image = self.decode_image(item)
+        if item.mask is None:
+            mask = np.full(image.shape[:2], IGNORE_INDEX, dtype=np.int64)
+        else:
+            mask = self.decode_mask(item)
+            if mask.shape != image.shape[:2]:
+                raise PixelsegError(
+                    f"{item.mask}: mask is {mask.shape[0]}x{mask.shape[1]} but image "
+                    f"{item.image.name} is {image.shape[0]}x{image.shape[1]}"
+                )
+            check_labels(mask, self.classes.num_classes, item.mask)
+        return Sample(image=image, mask=mask, name=item.name)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.load(index)
+
+
+def check_labels(mask: np.ndarray, num_classes: int, path: Path | str) -> None:
+    """Every value must be a class id or IGNORE_INDEX; name the file and the bad values."""
+    bad = (mask >= num_classes) & (mask != IGNORE_INDEX) | (mask < 0)
+    if bad.any():
+        values = np.unique(mask[bad])[:8].tolist()
+        raise PixelsegError(
+            f"{path}: label values {values} are neither a class id (0..{num_classes - 1}) "
+            f"nor the ignore index {IGNORE_INDEX}"
+        )

@@ -1,0 +1,1 @@
+"""Training and evaluation: loops, losses, checkpoints, device and distributed helpers."""

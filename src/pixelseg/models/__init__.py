@@ -1,0 +1,15 @@
+"""Model families. Every module in this package is imported here so its models register
+themselves: adding a model is adding a file, with no import list to maintain."""
+
+import importlib
+import pkgutil
+
+from .registry import ModelEntry, create_model, get_entry, list_models, register_model
+
+for _info in pkgutil.iter_modules(__path__):
+    if not _info.name.startswith("_") and _info.name not in ("registry",):
+        importlib.import_module(f"{__name__}.{_info.name}")
+
+_load_all = True
+
+__all__ = ["ModelEntry", "create_model", "get_entry", "list_models", "register_model"]

@@ -1,0 +1,83 @@
+"""Small building blocks shared by the model families."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "leaky_relu": lambda: nn.LeakyReLU(0.1, inplace=True),
+    "gelu": nn.GELU,
+    "silu": lambda: nn.SiLU(inplace=True),
+    "elu": lambda: nn.ELU(inplace=True),
+    "tanh": nn.Tanh,
+    "mish": lambda: nn.Mish(inplace=True),
+}
+
+NORMS = ("batch", "group", "instance", "none")
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation {name!r} is not one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def make_norm(name: str, channels: int) -> nn.Module:
+    if name == "batch":
+        return nn.BatchNorm2d(channels)
+    if name == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    if name == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if name == "none":
+        return nn.Identity()
+    raise ValueError(f"norm {name!r} is not one of {', '.join(NORMS)}")
+
+
+class ConvNormAct(nn.Sequential):
+    """Conv (same padding) -> norm -> activation. Bias only when there is no norm."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        norm: str = "batch",
+        activation: str = "relu",
+    ) -> None:
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        pad = dilation * (kernel_size - 1) // 2
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel_size, stride, pad, dilation, groups, bias=norm == "none"),
+            make_norm(norm, cout),
+            make_activation(activation),
+        )
+
+
+def resize_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize a feature map to ``size`` (H, W); a no-op when it already has that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, size=size, mode="nearest")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad the bottom/right so H and W are multiples of ``multiple``; returns the original size.
+
+    Models that downsample use this internally so users never meet a multiple-of-32 rule.
+    """
+    h, w = x.shape[-2:]
+    ph = (multiple - h % multiple) % multiple
+    pw = (multiple - w % multiple) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) > 1 else "constant")
+    return x, (h, w)
