@@ -1,0 +1,213 @@
+"""Typed run configuration: dataclasses, loaded from YAML, overridden by ``key=value``.
+
+Unknown keys and values of the wrong type are errors that name the key. ``model.<knob>=v``
+sets a model knob (checked against the model's constructor when the model is built).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PixelsegError
+
+
+@dataclass
+class DataConfig:
+    root: str = ""
+    format: str = "auto"
+    train_split: str = "train"
+    val_split: str = "val"
+    crop_size: list[int] | None = None  # [H, W] random training crop; None = whole images
+    resize: list[int] | None = None  # [H, W] resize every image first (e.g. to fit a budget)
+    num_workers: int = -1  # -1: chosen from the CPU count
+    cache: bool = False  # keep decoded samples in memory (small datasets)
+    skip_bad: bool = False  # drop unreadable/invalid samples instead of stopping
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = True
+    rotation: float = 10.0  # max degrees, either way
+    scale: list[float] = field(default_factory=lambda: [0.8, 1.25])
+    hflip: float = 0.5  # probability
+    vflip: float = 0.0
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+
+
+@dataclass
+class ModelConfig:
+    name: str = "unet"
+    knobs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"  # adam | adamw | sgd
+    schedule: str = "cosine"  # none | cosine | poly | step
+    warmup_epochs: float = 0.0
+    loss: str = "ce"
+    class_weights: Any = None  # None | "median" | "sqrt" | [w0, w1, ...]
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"  # auto | cpu | cuda | mps
+    max_steps_per_epoch: int | None = None  # cap (quick experiments and tests)
+
+
+@dataclass
+class RunConfig:
+    name: str = ""
+    out_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except PixelsegError:
+                pass
+        raise PixelsegError(f"{key}: {value!r} is not a valid {_type_name(tp)}")
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise PixelsegError(f"{key}: expected a list like [a, b], got {value!r}")
+        (inner,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, inner, key) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise PixelsegError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "3e-4" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if tp is bool and not isinstance(value, bool):
+        raise PixelsegError(f"{key}: expected true or false, got {value!r}")
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise PixelsegError(f"{key}: expected an integer, got {value!r}")
+    if tp in (float, str) and not isinstance(value, tp):
+        raise PixelsegError(f"{key}: expected a {tp.__name__}, got {value!r}")
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    return str(tp).replace("typing.", "")
+
+
+def _apply(obj: Any, data: dict, prefix: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(obj, ModelConfig) and key not in names:
+            obj.knobs[key] = value  # a model knob, validated by create_model
+            continue
+        if key not in names:
+            raise PixelsegError(f"{full}: unknown configuration key; valid keys: {', '.join(sorted(names))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise PixelsegError(f"{full}: expected a section (mapping), got {value!r}")
+            _apply(current, value, f"{full}.")
+        elif key == "knobs":
+            obj.knobs.update(_coerce(value, hints[key], full))
+        else:
+            setattr(obj, key, _coerce(value, hints[key], full))
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["train.lr=3e-4", "model.depth=3"]`` -> nested dict; values parsed as YAML scalars."""
+    nested: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise PixelsegError(f"{pair}: overrides are key=value, e.g. train.epochs=20")
+        key, raw = pair.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise PixelsegError(f"{key}: conflicts with an earlier override")
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: RunConfig | None = None) -> RunConfig:
+    """Defaults <- YAML file <- ``key=value`` overrides, in that order."""
+    cfg = base or RunConfig()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise PixelsegError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise PixelsegError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise PixelsegError(f"{path}: expected a mapping of sections at the top level")
+        _apply(cfg, data, "")
+    if overrides:
+        _apply(cfg, parse_overrides(overrides), "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    t = cfg.train
+    if t.epochs < 1:
+        raise PixelsegError(f"train.epochs: must be >= 1, got {t.epochs}")
+    if t.batch_size < 1:
+        raise PixelsegError(f"train.batch_size: must be >= 1, got {t.batch_size}")
+    if t.lr <= 0:
+        raise PixelsegError(f"train.lr: must be > 0, got {t.lr}")
+    if t.schedule not in ("none", "cosine", "poly", "step"):
+        raise PixelsegError(f"train.schedule: {t.schedule!r} is not none, cosine, poly or step")
+    if t.optimizer not in ("adam", "adamw", "sgd"):
+        raise PixelsegError(f"train.optimizer: {t.optimizer!r} is not adam, adamw or sgd")
+    for key in ("crop_size", "resize"):
+        v = getattr(cfg.data, key)
+        if v is not None and (len(v) != 2 or min(v) < 1):
+            raise PixelsegError(f"data.{key}: expected [H, W] with positive sizes, got {v}")
+    if len(cfg.augment.scale) != 2 or not 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]:
+        raise PixelsegError(f"augment.scale: expected [min, max] with 0 < min <= max, got {cfg.augment.scale}")

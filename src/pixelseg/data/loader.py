@@ -1,0 +1,108 @@
+"""Assemble a SegmentationSource, a transform and a sampler into a DataLoader.
+
+Random augmentation draws from a generator seeded by (seed, epoch, index), so a run is
+reproducible whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..constants import IGNORE_INDEX
+from .source import SegmentationSource
+
+
+class SegmentationDataset(Dataset):
+    def __init__(self, source: SegmentationSource, transform, seed: int = 0, cache: bool = False) -> None:
+        self.source = source
+        self.transform = transform
+        self.seed = seed
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _decoded(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        s = self.source.load(index)
+        if self._cache is not None:
+            self._cache[index] = (s.image, s.mask)
+        return s.image, s.mask
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # The sampler passes epoch * len + index (see EpochSampler) so the seed sees the epoch.
+        index = key % len(self.source)
+        image, mask = self._decoded(index)
+        rng = np.random.default_rng([self.seed, key // len(self.source), index])
+        image, mask = self.transform(image, mask, rng)
+        return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
+                torch.from_numpy(np.ascontiguousarray(mask)))
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffled (or ordered) indices, sharded across ``world_size`` ranks.
+
+    Yields ``epoch * n + index``; call ``set_epoch`` before each epoch. Every rank gets the same
+    number of samples (the permutation is padded by wrapping), as DistributedSampler does.
+    """
+
+    def __init__(self, n: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.shuffle, self.seed = n, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.per_rank = -(-n // world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        order += order[: self.per_rank * self.world_size - self.n]
+        for i in order[self.rank :: self.world_size]:
+            yield self.epoch * self.n + i
+
+
+def pad_collate(batch):
+    """Stack images of different sizes by padding (image 0, mask ignore) to the largest."""
+    images, masks = zip(*batch)
+    h = max(m.shape[0] for m in masks)
+    w = max(m.shape[1] for m in masks)
+    if all(m.shape == (h, w) for m in masks):
+        return torch.stack(images), torch.stack(masks)
+    out_i = torch.zeros(len(images), 3, h, w, dtype=images[0].dtype)
+    out_m = torch.full((len(masks), h, w), IGNORE_INDEX, dtype=masks[0].dtype)
+    for k, (im, m) in enumerate(zip(images, masks)):
+        out_i[k, :, : m.shape[0], : m.shape[1]] = im
+        out_m[k, : m.shape[0], : m.shape[1]] = m
+    return out_i, out_m
+
+
+def default_num_workers() -> int:
+    """Workers that decode while the model computes; on 2 cores, decoding in the main process
+    is faster than competing with the model's threads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores // 2)
+
+
+def build_loader(dataset: SegmentationDataset, batch_size: int, shuffle: bool, seed: int = 0,
+                 num_workers: int = -1, drop_last: bool = False, rank: int = 0, world_size: int = 1,
+                 pin_memory: bool = False) -> DataLoader:
+    workers = default_num_workers() if num_workers < 0 else num_workers
+    sampler = EpochSampler(len(dataset), shuffle, seed, rank, world_size)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        collate_fn=pad_collate, drop_last=drop_last, pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )

@@ -1,0 +1,46 @@
+"""From a data configuration to datasets: open splits, check them, attach transforms."""
+
+from __future__ import annotations
+
+from ..errors import PixelsegError
+from .formats import open_split
+from .loader import SegmentationDataset
+from .sample import ClassTable
+from .source import SegmentationSource
+from .transforms import AugmentParams, EvalTransform, TrainTransform
+
+
+def open_train_val(data_cfg) -> tuple[SegmentationSource, SegmentationSource, ClassTable]:
+    """Open the training and validation splits; they must agree on the classes."""
+    if not data_cfg.root:
+        raise PixelsegError("data.root: no dataset given (use --data DIR)")
+    train = open_split(data_cfg.root, data_cfg.train_split, data_cfg.format)
+    val = open_split(data_cfg.root, data_cfg.val_split, data_cfg.format)
+    if train.classes.names != val.classes.names:
+        raise PixelsegError(f"{data_cfg.root}: the train and val splits disagree on the classes")
+    if train.classes.num_classes >= 255:
+        raise PixelsegError(f"{data_cfg.root}: {train.classes.num_classes} classes; at most 254 are supported")
+    return train, val, train.classes
+
+
+def augment_params(aug_cfg) -> AugmentParams | None:
+    if not aug_cfg.enabled:
+        return None
+    return AugmentParams(
+        rotation=aug_cfg.rotation, scale=tuple(aug_cfg.scale), hflip=aug_cfg.hflip,
+        vflip=aug_cfg.vflip, brightness=aug_cfg.brightness, contrast=aug_cfg.contrast,
+        saturation=aug_cfg.saturation,
+    )
+
+
+def train_dataset(source: SegmentationSource, data_cfg, aug_cfg, seed: int) -> SegmentationDataset:
+    transform = TrainTransform(
+        augment_params(aug_cfg),
+        crop_size=tuple(data_cfg.crop_size) if data_cfg.crop_size else None,
+        resize=tuple(data_cfg.resize) if data_cfg.resize else None,
+    )
+    return SegmentationDataset(source, transform, seed=seed, cache=data_cfg.cache)
+
+
+def eval_dataset(source: SegmentationSource, resize=None, cache: bool = False) -> SegmentationDataset:
+    return SegmentationDataset(source, EvalTransform(tuple(resize) if resize else None), cache=cache)

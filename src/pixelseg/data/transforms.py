@@ -1,0 +1,138 @@
+"""Joint image/mask transforms and the one place where images are normalised.
+
+Geometry moves image and mask together with one affine map: bilinear for the image,
+nearest for the mask, exposed areas set to IGNORE_INDEX so the loss never learns from padding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
+
+
+@dataclass
+class AugmentParams:
+    rotation: float = 10.0
+    scale: tuple[float, float] = (0.8, 1.25)
+    hflip: float = 0.5
+    vflip: float = 0.0
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image, mask
+    img = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    msk = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((w, h), Image.NEAREST))
+    return img, msk.astype(np.int64)
+
+
+def affine_pair(image: np.ndarray, mask: np.ndarray, angle_deg: float, scale: float,
+                hflip: bool, vflip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate/scale/flip about the centre, keeping the size. Exposed mask pixels -> ignore."""
+    h, w = mask.shape
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    a = math.radians(angle_deg)
+    # PIL wants the inverse map (output -> input): undo scale, rotation, then flips.
+    cos, sin = math.cos(a) / scale, math.sin(a) / scale
+    fx, fy = (-1 if hflip else 1), (-1 if vflip else 1)
+    m = np.array([[fx * cos, fx * sin], [-fy * sin, fy * cos]])
+    offset = np.array([cx, cy]) - m @ np.array([cx, cy])
+    coeffs = (m[0, 0], m[0, 1], offset[0], m[1, 0], m[1, 1], offset[1])
+    img = Image.fromarray(image).transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR, fillcolor=(0, 0, 0))
+    msk = Image.fromarray(mask.astype(np.uint8)).transform(
+        (w, h), Image.AFFINE, coeffs, Image.NEAREST, fillcolor=IGNORE_INDEX)
+    return np.asarray(img), np.asarray(msk).astype(np.int64)
+
+
+def random_crop_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int],
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Crop to ``size``; pad first (image 0, mask ignore) where the image is smaller."""
+    ch, cw = size
+    h, w = mask.shape
+    if h < ch or w < cw:
+        ph, pw = max(ch - h, 0), max(cw - w, 0)
+        image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
+        mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
+        h, w = mask.shape
+    y = int(rng.integers(0, h - ch + 1))
+    x = int(rng.integers(0, w - cw + 1))
+    return image[y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw]
+
+
+def colour_jitter(image: np.ndarray, p: AugmentParams, rng: np.random.Generator) -> np.ndarray:
+    img = image.astype(np.float32)
+    if p.brightness:
+        img *= rng.uniform(1 - p.brightness, 1 + p.brightness)
+    if p.contrast:
+        mean = img.mean()
+        img = (img - mean) * rng.uniform(1 - p.contrast, 1 + p.contrast) + mean
+    if p.saturation:
+        gray = img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        s = rng.uniform(1 - p.saturation, 1 + p.saturation)
+        img = (img - gray[:, :, None]) * s + gray[:, :, None]
+    return img.clip(0, 255).astype(np.uint8)
+
+
+class TrainTransform:
+    """resize -> rotate/scale/flip -> random crop -> colour jitter (each optional)."""
+
+    def __init__(self, params: AugmentParams | None, crop_size: tuple[int, int] | None = None,
+                 resize: tuple[int, int] | None = None) -> None:
+        self.p = params
+        self.crop_size = crop_size
+        self.resize = resize
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+        if self.resize:
+            image, mask = resize_pair(image, mask, self.resize)
+        p = self.p
+        if p is not None:
+            angle = rng.uniform(-p.rotation, p.rotation) if p.rotation else 0.0
+            # Log-uniform scale, so zooming in and out are equally likely.
+            scale = math.exp(rng.uniform(math.log(p.scale[0]), math.log(p.scale[1])))
+            hflip, vflip = rng.random() < p.hflip, rng.random() < p.vflip
+            if angle or scale != 1.0 or hflip or vflip:
+                image, mask = affine_pair(image, mask, angle, scale, hflip, vflip)
+        if self.crop_size:
+            image, mask = random_crop_pair(image, mask, self.crop_size, rng)
+        if p is not None:
+            image = colour_jitter(image, p, rng)
+        return image, mask
+
+
+class EvalTransform:
+    """No augmentation: only the optional resize (the mask is resized with nearest)."""
+
+    def __init__(self, resize: tuple[int, int] | None = None) -> None:
+        self.resize = resize
+
+    def __call__(self, image, mask, rng=None):
+        if self.resize:
+            image, mask = resize_pair(image, mask, self.resize)
+        return image, mask
+
+
+class Normalizer:
+    """uint8 (B, 3, H, W) -> float32 normalised. Recorded in checkpoints so predict matches."""
+
+    def __init__(self, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> None:
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1) * 255
+        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1) * 255
+        return (images.float() - mean) / std
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std)}
