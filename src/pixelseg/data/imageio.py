@@ -18,6 +18,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Decompression-bomb guard: refuse images with more pixels than this (about 16k x 16k).
 MAX_PIXELS = 268_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Over the limit must fail, not warn, also when files are decoded from a thread pool, where
+# the catch_warnings in _open is not reliable (it swaps a process-wide filter list).
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 def _open(path: Path) -> Image.Image:

@@ -115,7 +115,7 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
 
 
 def generate_scene(seed: int, size: tuple[int, int] = (128, 128),
-                   objects: tuple[int, int] = (3, 7)) -> tuple[np.ndarray, np.ndarray]:
+                   objects: tuple[int, int] = (2, 5)) -> tuple[np.ndarray, np.ndarray]:
     """One scene: (H, W, 3) uint8 image and (H, W) int64 mask with ids of SCENE_CLASSES."""
     h, w = size
     if h < 16 or w < 16:
@@ -126,8 +126,9 @@ def generate_scene(seed: int, size: tuple[int, int] = (128, 128),
     short = min(h, w)
     for _ in range(int(rng.integers(objects[0], objects[1] + 1))):
         cls = int(rng.integers(1, len(SCENE_CLASSES.names)))
-        r = rng.uniform(0.07, 0.17) * short
-        cx, cy = rng.uniform(-0.05, 1.05) * w, rng.uniform(-0.05, 1.05) * h
+        r = rng.uniform(0.09, 0.18) * short
+        # Centres inside the frame: objects may be cut by the border, but never mostly.
+        cx, cy = rng.uniform(0.08, 0.92) * w, rng.uniform(0.08, 0.92) * h
         sel = _shape_mask(cls, size, cx, cy, r, rng.uniform(0, 2 * math.pi))
         if sel.sum() < 12:  # almost entirely outside the frame
             continue

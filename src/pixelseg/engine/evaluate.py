@@ -9,13 +9,19 @@ from tqdm import tqdm
 from ..data.transforms import Normalizer
 from ..metrics import ConfusionMatrix
 from .device import autocast
+from .inference import predict_probs
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, normalizer: Normalizer, num_classes: int,
              device: torch.device, loss_fn: nn.Module | None = None, progress: bool = False,
-             desc: str = "eval") -> dict:
-    """Returns the ConfusionMatrix metrics plus ``loss`` (mean over valid pixels' batches)."""
+             desc: str = "eval", tta: bool = False, window: tuple[int, int] | None = None,
+             on_batch=None) -> dict:
+    """Returns the ConfusionMatrix metrics plus ``loss`` (mean over batches).
+
+    With ``tta`` or ``window`` the loss is not computed (it would not be the model's loss).
+    ``on_batch(probs_or_logits, predictions, masks)`` lets callers accumulate more metrics.
+    """
     model.eval()
     cm = ConfusionMatrix(num_classes, device)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -23,12 +29,18 @@ def evaluate(model: nn.Module, loader, normalizer: Normalizer, num_classes: int,
     for images, masks in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
         images = normalizer(images.to(device, non_blocking=True))
         masks = masks.to(device, non_blocking=True)
-        with autocast(device):
-            logits = model(images)
-        if loss_fn is not None:
-            loss_sum += loss_fn(logits.float(), masks).double()
-            batches += 1
-        cm.update(logits.argmax(1), masks)
+        if tta or window:
+            scores = predict_probs(model, images, tta=tta, window=window)
+        else:
+            with autocast(device):
+                scores = model(images).float()
+            if loss_fn is not None:
+                loss_sum += loss_fn(scores, masks).double()
+                batches += 1
+        pred = scores.argmax(1)
+        cm.update(pred, masks)
+        if on_batch is not None:
+            on_batch(scores, pred, masks)
     cm.all_reduce()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.all_reduce(loss_sum)

@@ -1,18 +1,139 @@
-"""Losses. All of them ignore IGNORE_INDEX pixels."""
+"""Losses. All of them take logits (B, C, H, W) and an int64 target (B, H, W) and ignore
+IGNORE_INDEX pixels.
+
+Names: ``ce`` (cross-entropy), ``dice`` (soft Dice), ``lovasz`` (Lovasz-softmax), and sums
+of them written with ``+``: ``ce+dice``, ``ce+lovasz``. Class weights, when given, weight the
+cross-entropy term only: Dice and Lovasz already average over classes, so every class present
+counts the same whatever its size.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
 
-LOSSES = ("ce",)
+BASE_LOSSES = ("ce", "dice", "lovasz")
+LOSSES = ("ce", "dice", "lovasz", "ce+dice", "ce+lovasz")
+
+
+def _flatten(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities (P, C) and labels (P,) of the pixels that are not ignored."""
+    probs = logits.float().softmax(dim=1)  # (B, C, H, W), float32 even under autocast
+    probs = probs.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])  # (B*H*W, C)
+    labels = target.reshape(-1)
+    keep = labels != IGNORE_INDEX
+    return probs[keep], labels[keep]
+
+
+class CrossEntropyLoss(nn.Module):
+    """Cross-entropy averaged over the non-ignored pixels (weighted mean with class weights).
+
+    Unlike ``nn.CrossEntropyLoss`` it returns 0, not NaN, for a batch with no labelled pixel,
+    and it reduces with a plain sum, which is deterministic on GPU.
+    """
+
+    def __init__(self, weight: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        nll = F.cross_entropy(
+            logits.float(), target, self.weight, ignore_index=IGNORE_INDEX, reduction="none"
+        )  # (B, H, W), 0 where ignored
+        valid = target != IGNORE_INDEX
+        if self.weight is None:
+            denom = valid.sum()
+        else:
+            denom = (self.weight[target.clamp(0, len(self.weight) - 1)] * valid).sum()
+        return nll.sum() / denom.clamp_min(1e-12)
+
+
+class DiceLoss(nn.Module):
+    """1 - soft Dice, averaged over the classes present in the batch's target.
+
+    Per class c over all valid pixels of the batch: 2 sum(p_c t_c) / (sum p_c + sum t_c).
+    Classes absent from the target are left out (their Dice is undefined and would reward
+    predicting nothing); ``smooth`` keeps the ratio finite.
+    """
+
+    def __init__(self, num_classes: int, smooth: float = 1e-6) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.smooth = smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        probs, labels = _flatten(logits, target)  # (P, C), (P,)
+        if labels.numel() == 0:
+            return logits.sum() * 0.0  # nothing labelled: zero loss, graph kept
+        onehot = F.one_hot(labels, self.num_classes).to(probs.dtype)  # (P, C)
+        inter = (probs * onehot).sum(0)  # (C,)
+        card = probs.sum(0) + onehot.sum(0)  # (C,)
+        dice = (2 * inter + self.smooth) / (card + self.smooth)
+        present = onehot.sum(0) > 0
+        return 1.0 - dice[present].mean()
+
+
+def _lovasz_grad(fg_sorted: torch.Tensor) -> torch.Tensor:
+    """Gradient of the Lovasz extension of the Jaccard loss w.r.t. sorted errors, (P, C)."""
+    gts = fg_sorted.sum(0, keepdim=True)  # (1, C)
+    inter = gts - fg_sorted.cumsum(0)
+    union = gts + (1 - fg_sorted).cumsum(0)
+    jaccard = 1.0 - inter / union
+    return torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]], dim=0)
+
+
+class LovaszSoftmaxLoss(nn.Module):
+    """Lovasz-softmax (Berman et al., 2018): a convex surrogate of 1 - IoU per class, averaged
+    over the classes present in the batch's target (all valid pixels of the batch together)."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        probs, labels = _flatten(logits, target)  # (P, C), (P,)
+        if labels.numel() == 0:
+            return logits.sum() * 0.0
+        fg = F.one_hot(labels, self.num_classes).to(probs.dtype)  # (P, C)
+        errors = (fg - probs).abs()
+        errors_sorted, order = errors.sort(dim=0, descending=True)  # each class on its own
+        grad = _lovasz_grad(fg.gather(0, order))
+        per_class = (errors_sorted * grad).sum(0)  # (C,)
+        present = fg.sum(0) > 0
+        return per_class[present].mean()
+
+
+class SumLoss(nn.Module):
+    """The sum of several losses, e.g. ``ce+dice``."""
+
+    def __init__(self, losses: list[nn.Module]) -> None:
+        super().__init__()
+        self.losses = nn.ModuleList(losses)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(loss(logits, target) for loss in self.losses)
+
+
+def _build_one(name: str, num_classes: int, weight: torch.Tensor | None) -> nn.Module:
+    if name == "ce":
+        return CrossEntropyLoss(weight)
+    if name == "dice":
+        return DiceLoss(num_classes)
+    if name == "lovasz":
+        return LovaszSoftmaxLoss(num_classes)
+    raise PixelsegError(
+        f"train.loss: unknown loss {name!r}; choose from {', '.join(LOSSES)} "
+        "(or any sum of ce, dice, lovasz joined by '+')"
+    )
 
 
 def build_loss(name: str, num_classes: int, class_weights: list[float] | None = None) -> nn.Module:
-    """Build a loss by name. ``class_weights`` (one per class) weight the cross-entropy term."""
+    """Build a loss by name (see the module docstring), e.g. ``build_loss("ce+dice", 11)``.
+    ``class_weights`` (one per class) weight the cross-entropy term."""
     weight = None
     if class_weights is not None:
         if len(class_weights) != num_classes:
@@ -20,6 +141,9 @@ def build_loss(name: str, num_classes: int, class_weights: list[float] | None = 
                 f"train.class_weights: {len(class_weights)} weights for {num_classes} classes"
             )
         weight = torch.tensor(class_weights, dtype=torch.float32)
-    if name == "ce":
-        return nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
-    raise PixelsegError(f"train.loss: unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+    parts = [p.strip() for p in name.split("+")]
+    if len(parts) == 1:
+        return _build_one(parts[0], num_classes, weight)
+    if len(set(parts)) != len(parts):
+        raise PixelsegError(f"train.loss: {name!r} names a loss twice")
+    return SumLoss([_build_one(p, num_classes, weight) for p in parts])

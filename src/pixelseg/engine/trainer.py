@@ -102,8 +102,10 @@ class Trainer:
     """Holds the pieces of one run; ``fit()`` trains to the configured number of epochs."""
 
     def __init__(self, cfg: RunConfig, resume: str | Path | None = None, progress: bool = True,
-                 log=print) -> None:
-        self.cfg, self.progress, self.log = cfg, progress, log
+                 log=print, on_epoch=None) -> None:
+        """``on_epoch(row)`` is called after each epoch's evaluation with the metrics row;
+        it may raise to stop training (a tuner pruning a trial)."""
+        self.cfg, self.progress, self.log, self.on_epoch = cfg, progress, log, on_epoch
         self.device = pick_device(cfg.train.device)
         self.dist: DistInfo = init_distributed(self.device.type)
         configure_threads(self.device, self.dist.world_size)
@@ -246,6 +248,8 @@ class Trainer:
                 save_checkpoint(self.run_dir / "checkpoints", "last", self.model, meta, self.optimizer)
                 if improved:
                     save_checkpoint(self.run_dir / "checkpoints", "best", self.model, meta)
+            if self.on_epoch is not None:
+                self.on_epoch(row)
         return TrainResult(self.run_dir, self.best_miou, self.best_epoch, self.history, time.time() - t0)
 
 
@@ -259,14 +263,14 @@ def _read_history(path: Path, before_epoch: int) -> list[dict]:
     return keep
 
 
-def train(cfg: RunConfig, progress: bool = True, log=print) -> TrainResult:
+def train(cfg: RunConfig, progress: bool = True, log=print, on_epoch=None) -> TrainResult:
     """Train a model as configured and return where the run went.
 
     >>> from pixelseg.config import load_config
     >>> cfg = load_config(overrides=["data.root=data/scenes", "train.epochs=5"])  # doctest: +SKIP
     >>> result = train(cfg)  # doctest: +SKIP
     """
-    return Trainer(cfg, progress=progress, log=log).fit()
+    return Trainer(cfg, progress=progress, log=log, on_epoch=on_epoch).fit()
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,

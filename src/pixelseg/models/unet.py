@@ -1,4 +1,8 @@
-"""U-Net: the default CNN. Every knob of the seed (kernel size, depth, activation) is exposed."""
+"""U-Net: the default CNN. Every knob of the seed (kernel size, depth, activation) is exposed.
+
+``context="renet"`` adds recurrent global context (ReNet row/column sweeps) at the bottleneck,
+so the same backbone can be compared with and without it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from torch import nn
 
 from .layers import ConvNormAct, resize_to
 from .registry import register_model
+from .renet import RecurrentContext
+
+CONTEXTS = ("none", "renet")
 
 
 class DoubleConv(nn.Sequential):
@@ -27,6 +34,11 @@ class UNet(nn.Module):
 
     Any H x W works: the decoder upsamples to each skip's exact size, so odd sizes need no
     padding, and the logits come back at the input's size.
+
+    ``context="renet"`` inserts a ``RecurrentContext`` at the bottleneck: one bidirectional
+    GRU ReNet layer (hidden = half the bottleneck channels) whose output is concatenated with
+    the bottleneck and projected back to its channels by a 1x1 conv. Every bottleneck position
+    then sees the whole image, which the convolutions alone reach only at large depth.
     """
 
     def __init__(
@@ -40,10 +52,13 @@ class UNet(nn.Module):
         activation: str = "relu",
         norm: str = "batch",
         dropout: float = 0.0,
+        context: str = "none",
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
+        if context not in CONTEXTS:
+            raise ValueError(f"context {context!r} is not one of {', '.join(CONTEXTS)}")
         chans = [width * 2**i for i in range(depth)]
         self.encoders = nn.ModuleList()
         cin = in_channels
@@ -53,6 +68,11 @@ class UNet(nn.Module):
             )
             cin = c
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
+        self.context = (
+            RecurrentContext(chans[-1], norm=norm, activation=activation)
+            if context == "renet"
+            else nn.Identity()
+        )
         self.decoders = nn.ModuleList()
         for c_skip, c_deep in zip(reversed(chans[:-1]), reversed(chans[1:])):
             self.decoders.append(DoubleConv(c_skip + c_deep, c_skip, kernel_size, norm, activation))
@@ -64,7 +84,7 @@ class UNet(nn.Module):
         for i, enc in enumerate(self.encoders):
             x = enc(x if i == 0 else self.pool(x))  # (B, width*2^i, H/2^i, W/2^i)
             skips.append(x)
-        x = skips.pop()
+        x = self.context(skips.pop())  # (B, width*2^(depth-1), H/2^(depth-1), W/2^(depth-1))
         for dec in self.decoders:
             skip = skips.pop()
             x = resize_to(x, skip.shape[-2:])

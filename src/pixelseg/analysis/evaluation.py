@@ -1,0 +1,87 @@
+"""``pixelseg eval``: metrics of a trained run on a split, plus the overfitting gap measured
+with the same model on the training split (no augmentation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..data.formats import open_split
+from ..data.loader import build_loader
+from ..data.pipeline import eval_dataset
+from ..data.transforms import Normalizer
+from ..data.imageio import atomic_write_text
+from ..engine.checkpoint import load_checkpoint
+from ..engine.device import pick_device
+from ..engine.evaluate import evaluate
+from ..engine.losses import build_loss
+from ..errors import PixelsegError
+
+
+def evaluate_run(run: str | Path, data_root: str | Path, split: str = "val", data_format: str = "auto",
+                 batch_size: int = 4, tta: bool = False, window=None, gap: bool = True,
+                 device: str = "auto", progress: bool = True) -> dict:
+    """Evaluate the run's best checkpoint on ``split`` (and on train for the gap)."""
+    dev = pick_device(device)
+    model, meta = load_checkpoint(run, map_location=dev)
+    normalizer = Normalizer(**meta.get("normalization", {}))
+    nc = model.pixelseg_spec["num_classes"]
+    loss_fn = build_loss("ce", nc).to(dev)
+
+    def run_split(name: str) -> dict:
+        source = open_split(data_root, name, data_format)
+        if source.classes.num_classes != nc:
+            raise PixelsegError(f"{data_root}: {source.classes.num_classes} classes, but the model "
+                                f"was trained on {nc}")
+        loader = build_loader(eval_dataset(source, meta.get("resize")), batch_size, shuffle=False)
+        res = evaluate(model, loader, normalizer, nc, dev, loss_fn, progress=progress,
+                       desc=f"eval {name}", tta=tta, window=tuple(window) if window else None)
+        res["images"] = len(source)
+        return res
+
+    result = {"run": str(run), "checkpoint": meta["_path"], "epoch": meta.get("epoch"),
+              "split": split, "tta": tta, "class_names": meta["classes"]["names"]}
+    result.update(run_split(split))
+    if gap and split != "train":
+        try:
+            train = run_split("train")
+        except PixelsegError:
+            train = None  # no training split at this data root: no gap to report
+        if train is not None:
+            result["overfitting"] = {
+                "train_miou": train["mean_iou"], "eval_miou": result["mean_iou"],
+                "miou_gap": train["mean_iou"] - result["mean_iou"],
+                "train_loss": train["loss"], "eval_loss": result["loss"],
+                "loss_gap": (result["loss"] - train["loss"]) if train["loss"] is not None and result["loss"] is not None else None,
+            }
+    return result
+
+
+def save_eval(result: dict, run: str | Path) -> Path:
+    run = Path(run)
+    folder = (run if run.is_dir() else run.parent.parent) / "eval"
+    path = folder / f"{result['split']}{'_tta' if result.get('tta') else ''}.json"
+    atomic_write_text(path, json.dumps(result, indent=1))
+    return path
+
+
+def format_eval(result: dict) -> str:
+    names = result["class_names"]
+    pc = result["per_class"]
+    lines = [f"{'class':<14} {'precision':>9} {'recall':>7} {'IoU':>7} {'F1':>7} {'pixels':>10}"]
+
+    def f(v):
+        return f"{v:.4f}" if v is not None else "   -  "
+
+    for i, name in enumerate(names):
+        lines.append(f"{name:<14} {f(pc['precision'][i]):>9} {f(pc['recall'][i]):>7} "
+                     f"{f(pc['iou'][i]):>7} {f(pc['f1'][i]):>7} {pc['pixels'][i]:>10d}")
+    lines.append(f"pixel accuracy {result['pixel_accuracy']:.4f}   mean IoU {result['mean_iou']:.4f} "
+                 f"(over {len(result['classes_averaged'])} classes present)   mean F1 {result['mean_f1']:.4f}"
+                 + (f"   loss {result['loss']:.4f}" if result.get("loss") is not None else ""))
+    if "overfitting" in result:
+        o = result["overfitting"]
+        lines.append(f"overfitting gap: train mIoU {o['train_miou']:.4f} vs {result['split']} "
+                     f"{o['eval_miou']:.4f} (gap {o['miou_gap']:+.4f})"
+                     + (f"; loss {o['train_loss']:.4f} vs {o['eval_loss']:.4f}" if o["loss_gap"] is not None else ""))
+    return "\n".join(lines)

@@ -1,0 +1,397 @@
+"""One self-contained ``report.html`` per run: every plot is an embedded PNG, no external URL,
+so the file can be mailed or opened offline.
+
+Inputs are plain dicts (or the result objects of this package, which are converted), so the
+caller wires whatever it has; every section but the training curves is optional.
+
+history: list of per-epoch dicts (``metrics.jsonl``): epoch, train_loss, val_loss, val_miou,
+    optionally train_miou (mIoU as fractions 0..1).
+eval_result: ``ConfusionMatrix.compute()``-style dict: pixel_accuracy, mean_iou,
+    per_class {precision, recall, iou, f1, pixels: lists, None for absent classes},
+    confusion_matrix (C x C, rows = ground truth), optionally classes_averaged, mean_f1,
+    split, loss, overfitting {train_miou, eval_miou, miou_gap}.
+robustness: ``RobustnessResult`` or its ``to_dict()``.
+calibration: ``CalibrationResult`` or its ``to_dict()``.
+consistency: ``ConsistencyResult`` or its ``to_dict()`` (overall: {transform: share}).
+boundary: ``BoundaryF1.compute()`` dict.
+examples: list of dicts {image: (H, W, 3) uint8, gt, pred, name: str, miou: float}, where gt
+    and pred are colour images (H, W, 3) uint8 or class maps (H, W) (coloured with
+    ``class_colours``; IGNORE_INDEX left uncoloured). The best and worst by miou are shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..constants import IGNORE_INDEX
+from ..data.imageio import atomic_write_bytes
+from ..data.sample import default_palette
+from .figures import figure_png, new_figure
+from .overfitting import analyse_history, curves_figure
+from .robustness import RobustnessResult, robustness_figure
+from .stability import reliability_figure
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1100px;color:#222;padding:0 1em}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right} th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}
+img{max-width:100%} .note{color:#666;font-size:13px} .verdict{font-size:17px;font-weight:600}
+.cards{display:flex;gap:1em;flex-wrap:wrap} .card{background:#f6f8fa;border-radius:6px;
+padding:.6em 1em} .card b{display:block;font-size:22px}
+figure{display:inline-block;margin:.4em;text-align:center} figcaption{font-size:13px}
+pre{background:#f6f8fa;padding:1em;overflow-x:auto;font-size:12px}
+"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _fig(fig, alt: str) -> str:
+    return _img(figure_png(fig), alt)
+
+
+def _array_png(array: np.ndarray, max_side: int = 320, min_height: int = 0) -> bytes:
+    img = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
+    if max(img.size) > max_side:
+        scale = max_side / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    elif img.height < min_height:
+        # Tiny images (thumbnails, tests) are enlarged with visible pixels, not smoothed.
+        k = min(-(-min_height // img.height), max(1, max_side // max(img.size)))
+        img = img.resize((img.width * k, img.height * k), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _pct(v, digits: int = 1) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{100 * float(v):.{digits}f}"
+
+
+def _ratio(v: float) -> str:
+    return f"{v:.3f}" if math.isfinite(v) else "–"
+
+
+def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
+    head = ""
+    if header is not None:
+        head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table>{head}{body}</table>"
+
+
+def _as_dict(obj) -> dict | None:
+    if obj is None:
+        return None
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _training_section(history: list[dict]) -> str:
+    if not history:
+        return "<h2>Training</h2><p class='note'>No training history.</p>"
+    verdict = analyse_history(history)
+    parts = ["<h2>Training</h2>", _fig(curves_figure(history, verdict.best_epoch), "curves")]
+    parts.append(f"<p class='verdict'>{html.escape(verdict.verdict)}</p>")
+    if verdict.advice:
+        parts.append(f"<p>{html.escape(verdict.advice[0].upper() + verdict.advice[1:])}.</p>")
+    if verdict.best_epoch is not None:
+        label = "val mIoU (%)" if verdict.metric == "val_miou" else "val loss"
+        rows = [
+            ["best epoch", str(verdict.best_epoch)],
+            [f"best {label}", f"{verdict.best_value:.4g}"],
+            [f"last {label}", f"{verdict.final_value:.4g}"],
+        ]
+        if verdict.gap_at_best is not None:
+            rows.append(["train - val mIoU at best (points)", f"{verdict.gap_at_best:.1f}"])
+            rows.append(["train - val mIoU at end (points)", f"{verdict.gap_at_end:.1f}"])
+        if verdict.loss_gap_at_end is not None:
+            rows.append(["val - train loss at end", f"{verdict.loss_gap_at_end:.4f}"])
+        parts.append(_table(None, rows))
+    return "\n".join(parts)
+
+
+def _per_class_figure(per_class: dict, names: Sequence[str]):
+    keys = [k for k in ("precision", "recall", "iou") if k in per_class]
+    n = len(names)
+    fig = new_figure(max(6.0, 0.55 * n + 2), 3.8)
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(keys), 1)
+    x = np.arange(n)
+    for i, key in enumerate(keys):
+        vals = [np.nan if v is None else 100 * v for v in per_class[key][:n]]
+        ax.bar(x + (i - (len(keys) - 1) / 2) * width, vals, width, label=key)
+    ax.set_xticks(x, names, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("%")
+    ax.legend(fontsize=8, ncol=len(keys))
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _confusion_figure(conf: np.ndarray, names: Sequence[str]):
+    rows = conf.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.where(rows > 0, conf / rows, np.nan)
+    n = len(names)
+    side = max(4.5, 0.45 * n + 2)
+    fig = new_figure(side + 1, side)
+    ax = fig.add_subplot()
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), names, rotation=90)
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    ax.set_title("Confusion matrix (rows normalised)")
+    if n <= 15:
+        for i in range(n):
+            for j in range(n):
+                if np.isfinite(norm[i, j]) and norm[i, j] >= 0.005:
+                    colour = "white" if norm[i, j] > 0.6 else "black"
+                    ax.text(
+                        j,
+                        i,
+                        f"{norm[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color=colour,
+                    )
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return fig
+
+
+def _eval_section(ev: dict, names: Sequence[str]) -> str:
+    split = ev.get("split", "evaluation")
+    parts = [f"<h2>Evaluation ({html.escape(str(split))})</h2>", "<div class='cards'>"]
+    for label, key in (
+        ("mIoU", "mean_iou"),
+        ("pixel accuracy", "pixel_accuracy"),
+        ("mean F1", "mean_f1"),
+        ("mean accuracy", "mean_accuracy"),
+    ):
+        if ev.get(key) is not None:
+            parts.append(f"<div class='card'>{label}<b>{_pct(ev[key])} %</b></div>")
+    parts.append("</div>")
+    averaged = ev.get("classes_averaged")
+    note = "mIoU averages the classes present in the ground truth or the prediction"
+    if averaged is not None:
+        note += f" ({len(averaged)} of {len(names)} here)"
+    parts.append(f"<p class='note'>{note}; – marks a class with no pixels in either.</p>")
+    pc = ev.get("per_class") or {}
+    if pc:
+        cols = [k for k in ("precision", "recall", "iou", "f1") if k in pc]
+        rows = []
+        for i, name in enumerate(names):
+            row = [name] + [_pct(pc[k][i] if i < len(pc[k]) else None) for k in cols]
+            if "pixels" in pc and i < len(pc["pixels"]):
+                row.append(str(pc["pixels"][i]))
+            rows.append(row)
+        header = ["class"] + [f"{k} (%)" for k in cols] + (["pixels"] if "pixels" in pc else [])
+        parts.append(_table(header, rows))
+        parts.append(_fig(_per_class_figure(pc, names), "per-class precision, recall and IoU"))
+    if ev.get("confusion_matrix") is not None:
+        conf = np.asarray(ev["confusion_matrix"], dtype=np.float64)
+        parts.append(_fig(_confusion_figure(conf, names[: conf.shape[0]]), "confusion matrix"))
+    gap = ev.get("overfitting")
+    if gap and gap.get("miou_gap") is not None:
+        parts.append(
+            f"<p>Train mIoU {_pct(gap.get('train_miou'))} % vs {html.escape(str(split))} mIoU "
+            f"{_pct(gap.get('eval_miou'))} %: gap {100 * gap['miou_gap']:+.1f} points.</p>"
+        )
+    return "\n".join(parts)
+
+
+def _colourise(labels: np.ndarray, image: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Blend a class map (H, W) or a colour image (H, W, 3) half over the image."""
+    labels = np.asarray(labels)
+    base = image.astype(np.float64)
+    if labels.ndim == 3:
+        return np.rint(0.5 * base + 0.5 * labels).astype(np.uint8)
+    out = base.copy()
+    valid = (labels != IGNORE_INDEX) & (labels >= 0) & (labels < len(colours))
+    out[valid] = 0.5 * base[valid] + 0.5 * colours[labels[valid]]
+    return np.rint(out).astype(np.uint8)
+
+
+def _examples_section(examples: list[dict], colours: np.ndarray, per_side: int) -> str:
+    ranked = sorted(examples, key=lambda e: -float(e.get("miou", 0.0)))
+    if len(ranked) <= 2 * per_side:
+        groups = [("Examples, best first", ranked)]
+    else:
+        groups = [("Best predicted", ranked[:per_side]), ("Worst predicted", ranked[-per_side:])]
+    parts = [
+        "<h2>Predictions</h2>",
+        "<p class='note'>Image, ground truth over the image, prediction over the image.</p>",
+    ]
+    for title, group in groups:
+        parts.append(f"<h3>{title}</h3>")
+        for ex in group:
+            image = np.asarray(ex["image"], dtype=np.uint8)
+            gt = _colourise(ex["gt"], image, colours)
+            pred = _colourise(ex["pred"], image, colours)
+            strip = np.concatenate(
+                [
+                    image,
+                    np.full((image.shape[0], 4, 3), 255, np.uint8),
+                    gt,
+                    np.full((image.shape[0], 4, 3), 255, np.uint8),
+                    pred,
+                ],
+                axis=1,
+            )
+            caption = f"{ex.get('name', '')} — mIoU {_pct(ex.get('miou'))} %"
+            parts.append(
+                f"<figure>{_img(_array_png(strip, 960, 160), caption)}"
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    return "\n".join(parts)
+
+
+def _robustness_section(rob: dict) -> str:
+    result = RobustnessResult.from_dict(rob)
+    header = ["corruption"] + [f"s{s}" for s in result.severities] + ["mean", "relative"]
+    rows = []
+    for name, vals in result.miou.items():
+        mean = result.corruption_mean(name)
+        rel = result.relative(mean)
+        rows.append([name] + [_pct(v) for v in vals] + [_pct(mean), _ratio(rel)])
+    blank = [""] * len(result.severities)
+    rows.append(
+        ["all corruptions"]
+        + blank
+        + [_pct(result.mean_corrupted_miou), _ratio(result.relative_robustness)]
+    )
+    rows.append(["clean"] + blank + [_pct(result.clean_miou), "1.000"])
+    return "\n".join(
+        [
+            "<h2>Robustness to corruptions</h2>",
+            f"<p class='note'>mIoU (%) per corruption and severity over {result.num_samples} "
+            "images; relative = corrupted / clean mIoU.</p>",
+            _table(header, rows),
+            _fig(robustness_figure(result), "robustness"),
+        ]
+    )
+
+
+def _calibration_section(cal: dict) -> str:
+    return "\n".join(
+        [
+            "<h2>Calibration</h2>",
+            f"<p>Expected calibration error {_pct(cal['ece'], 2)} %, maximum calibration error "
+            f"{_pct(cal['mce'], 2)} % over {cal['count']} pixels "
+            f"({cal.get('n_bins', '')} bins).</p>",
+            _fig(reliability_figure(cal), "reliability diagram"),
+        ]
+    )
+
+
+def _consistency_section(con: dict) -> str:
+    rows = [[t, _pct(v, 2)] for t, v in con["overall"].items()]
+    if con.get("mean") is not None:
+        rows.append(["mean", _pct(con["mean"], 2)])
+    return "<h2>Prediction consistency</h2>" + _table(["transform", "same class (%)"], rows)
+
+
+def _boundary_section(bf: dict, names: Sequence[str]) -> str:
+    rows = [
+        [
+            names[c] if c < len(names) else str(c),
+            _pct(bf["precision"][c]),
+            _pct(bf["recall"][c]),
+            _pct(bf["f1"][c]),
+        ]
+        for c in range(len(bf["f1"]))
+    ]
+    rows.append(
+        [
+            "mean",
+            _pct(bf.get("mean_precision")),
+            _pct(bf.get("mean_recall")),
+            _pct(bf.get("mean_f1")),
+        ]
+    )
+    return f"<h2>Boundary F1 (tolerance {html.escape(str(bf.get('tolerance', '')))})</h2>" + _table(
+        ["class", "precision (%)", "recall (%)", "F1 (%)"], rows
+    )
+
+
+def _text_section(title: str, text: str) -> str:
+    return f"<h2>{title}</h2><pre>{html.escape(text)}</pre>"
+
+
+def write_report(
+    run_dir: str | Path,
+    *,
+    history: list[dict],
+    class_names: Sequence[str],
+    eval_result: dict | None = None,
+    robustness=None,
+    calibration=None,
+    consistency=None,
+    boundary: dict | None = None,
+    summary_text: str | None = None,
+    config_text: str | None = None,
+    examples: list[dict] | None = None,
+    class_colours: Sequence[Sequence[int]] | None = None,
+    examples_per_side: int = 3,
+    title: str | None = None,
+    filename: str = "report.html",
+) -> Path:
+    """Write ``run_dir / filename`` (atomically) and return its path. See the module docstring
+    for the keys of each input; sections without data are left out."""
+    run_dir = Path(run_dir)
+    names = list(class_names)
+    if class_colours is None:
+        class_colours = default_palette(max(len(names), 1))
+    colours = np.asarray(class_colours, dtype=np.float64)
+    title = title or f"pixelseg report: {run_dir.name}"
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='note'>{len(names)} classes: {html.escape(', '.join(names))}</p>",
+    ]
+    body.append(_training_section(list(history or [])))
+    if eval_result:
+        body.append(_eval_section(eval_result, names))
+    if examples:
+        body.append(_examples_section(list(examples), colours, examples_per_side))
+    if robustness is not None:
+        body.append(_robustness_section(_as_dict(robustness)))
+    if calibration is not None:
+        body.append(_calibration_section(_as_dict(calibration)))
+    if consistency is not None:
+        body.append(_consistency_section(_as_dict(consistency)))
+    if boundary is not None:
+        body.append(_boundary_section(boundary, names))
+    if summary_text:
+        body.append(_text_section("Model", summary_text))
+    if config_text:
+        body.append(_text_section("Configuration", config_text))
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+    path = run_dir / filename
+    atomic_write_bytes(path, page.encode("utf-8"))
+    return path

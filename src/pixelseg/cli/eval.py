@@ -1,0 +1,46 @@
+"""pixelseg eval: metrics of a trained run on a split, saved as JSON in the run."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from ..analysis.evaluation import evaluate_run, format_eval, save_eval
+from ..errors import PixelsegError
+from ._common import parse_size
+
+COMMAND = "eval"
+HELP = "evaluate a run: accuracy, precision, recall, IoU, F1, confusion matrix, overfitting gap"
+ORDER = 20
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder (or a checkpoint .json)")
+    p.add_argument("--data", help="dataset folder (default: the one the run trained on)")
+    p.add_argument("--format", default="auto")
+    p.add_argument("--split", default="val", help="train, val or test")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation (flips)")
+    p.add_argument("--window", help="sliding-window inference with this HxW window")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+
+
+def data_root_of(run: str) -> str:
+    from pathlib import Path
+
+    cfg = Path(run) / "config.yaml"
+    if not cfg.is_file():
+        raise PixelsegError(f"{run}: give --data (no config.yaml in the run to take it from)")
+    return yaml.safe_load(cfg.read_text())["data"]["root"]
+
+
+def run(args: argparse.Namespace) -> int:
+    data = args.data or data_root_of(args.run)
+    window = parse_size(args.window, "--window") if args.window else None
+    result = evaluate_run(args.run, data, args.split, args.format, args.batch_size, args.tta,
+                          window, device=args.device, progress=not args.quiet)
+    print(format_eval(result))
+    print(f"saved {save_eval(result, args.run)}")
+    return 0

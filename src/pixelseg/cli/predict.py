@@ -1,0 +1,52 @@
+"""pixelseg predict: segment images with a trained run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..data.imageio import IMAGE_EXTENSIONS, atomic_write_text
+from ..deploy.predict import load, predict_files
+from ..errors import PixelsegError
+from ._common import parse_size
+
+COMMAND = "predict"
+HELP = "segment images: class-id mask PNG and colour overlay per image"
+ORDER = 30
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run folder (or a checkpoint .json)")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation (flips)")
+    p.add_argument("--window", help="sliding-window inference with this HxW window")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+
+
+def expand_images(items: list[str]) -> list[Path]:
+    paths = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise PixelsegError(f"{p}: no such image file or folder")
+    if not paths:
+        raise PixelsegError(f"{', '.join(items)}: no images found")
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = expand_images(args.images)
+    predictor = load(args.run, args.device)
+    window = parse_size(args.window, "--window") if args.window else None
+    out = Path(args.out)
+    records = predict_files(predictor, paths, out, tta=args.tta, window=window, progress=not args.quiet)
+    atomic_write_text(out / "predictions.json", json.dumps(records, indent=1))
+    print(f"{len(records)} images segmented; masks and overlays in {out}")
+    return 0

@@ -1,0 +1,87 @@
+"""``pixelseg summary``: per-layer table, parameters, MACs and peak activation memory of a model.
+
+Examples: ``pixelseg summary --model reseg --size 360x480``,
+``pixelseg summary --model unet --size 256 depth=3 activation=gelu context=renet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import yaml
+
+from ..errors import PixelsegError
+
+COMMAND = "summary"
+HELP = "show a model's layers, parameters, MACs/FLOPs and peak activation memory"
+ORDER = 80
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", required=True, help="registered model name (see `pixelseg models`)"
+    )
+    parser.add_argument("--size", default="360x480", help="input HxW, e.g. 360x480 (or one number)")
+    parser.add_argument("--num-classes", type=int, default=11)
+    parser.add_argument("--in-channels", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument(
+        "--meta",
+        action="store_true",
+        help="build on the meta device: instant at any size, memory computed rather than run",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument(
+        "knobs", nargs="*", metavar="key=value", help="model knobs, values parsed as YAML"
+    )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"360x480"`` -> (360, 480); ``"256"`` -> (256, 256)."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        dims = []
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2 or min(dims) < 1:
+        raise PixelsegError(f"--size: expected HxW like 360x480, got {text!r}")
+    return dims[0], dims[1]
+
+
+def parse_knobs(items: list[str]) -> dict:
+    """``["depth=3", "dilations=[6,12,18]"]`` -> {"depth": 3, "dilations": [6, 12, 18]}."""
+    knobs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PixelsegError(f"{item!r}: model knobs are given as key=value, e.g. depth=3")
+        try:
+            knobs[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise PixelsegError(f"model.{key}: cannot parse {value!r}: {e}") from None
+    return knobs
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch  # imported here so `pixelseg --help` stays fast
+
+    from ..models import create_model
+    from ..models.summary import summarize
+
+    size = parse_size(args.size)
+    knobs = parse_knobs(args.knobs)
+    if args.meta:
+        with torch.device("meta"):
+            model = create_model(args.model, args.num_classes, args.in_channels, **knobs)
+    else:
+        model = create_model(args.model, args.num_classes, args.in_channels, **knobs)
+    summary = summarize(model, size, in_channels=args.in_channels, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps({"model": model.pixelseg_spec, **summary.to_dict()}, indent=2))
+    else:
+        print(f"model: {args.model} {knobs or ''}".rstrip())
+        print(summary.table())
+    return 0

@@ -1,0 +1,59 @@
+"""pixelseg train: train a model on a dataset folder (or resume a run)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import load_config
+from ..engine.trainer import resume, train
+
+COMMAND = "train"
+HELP = "train a model on your images (or resume a run)"
+ORDER = 10
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="dataset folder (sets data.root)")
+    p.add_argument("--format", help="dataset format (default: auto-detect)")
+    p.add_argument("--model", help="model name (see `pixelseg models`)")
+    p.add_argument("--config", help="YAML configuration file")
+    p.add_argument("--name", help="run name (folder under --out-dir); default: model-timestamp")
+    p.add_argument("--out-dir", help="where runs go (default: runs)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--deterministic", action="store_true", help="bit-for-bit reproducible run")
+    p.add_argument("--skip-bad", action="store_true", help="train without bad samples (listed in the run)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4 model.depth=3")
+
+
+def cli_overrides(args: argparse.Namespace) -> list[str]:
+    """Named flags become key=value overrides placed before the free-form ones."""
+    pairs = []
+    for flag, key in [("data", "data.root"), ("format", "data.format"), ("model", "model.name"),
+                      ("name", "name"), ("out_dir", "out_dir"), ("epochs", "train.epochs"),
+                      ("batch_size", "train.batch_size"), ("lr", "train.lr"), ("seed", "train.seed"),
+                      ("device", "train.device")]:
+        value = getattr(args, flag)
+        if value is not None:
+            pairs.append(f"{key}={value}")
+    if args.deterministic:
+        pairs.append("train.deterministic=true")
+    if args.skip_bad:
+        pairs.append("data.skip_bad=true")
+    return pairs + list(args.overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        result = resume(args.resume, cli_overrides(args), progress=not args.quiet)
+    else:
+        cfg = load_config(args.config, cli_overrides(args))
+        result = train(cfg, progress=not args.quiet)
+    print(f"best val mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
+          f"{result.seconds:.0f}s; run in {result.run_dir}")
+    return 0

@@ -1,0 +1,176 @@
+"""DeepLabV3+-style model, from scratch: a residual encoder with dilated last stages, atrous
+spatial pyramid pooling (ASPP) and a light decoder with one low-level skip connection."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import ConvNormAct, make_activation, make_norm, resize_to
+from .registry import register_model
+
+
+def conv_norm(
+    cin: int, cout: int, kernel_size: int, stride: int = 1, dilation: int = 1, norm: str = "batch"
+) -> nn.Sequential:
+    """Conv -> norm without activation (the last conv of a residual branch)."""
+    pad = dilation * (kernel_size - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel_size, stride, pad, dilation, bias=norm == "none"),
+        make_norm(norm, cout),
+    )
+
+
+class ResidualBlock(nn.Module):
+    """Basic residual block (two convs); a 1x1 projection when the shape changes."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int,
+        stride: int,
+        dilation: int,
+        norm: str,
+        activation: str,
+    ) -> None:
+        super().__init__()
+        self.conv1 = ConvNormAct(
+            cin, cout, kernel_size, stride, dilation, norm=norm, activation=activation
+        )
+        self.conv2 = conv_norm(cout, cout, kernel_size, 1, dilation, norm)
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else conv_norm(cin, cout, 1, stride, 1, norm)
+        )
+        self.act = make_activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))  # (B, cout, H/s, W/s)
+
+
+class ImagePooling(nn.Module):
+    """ASPP's image-level branch: global average -> 1x1 conv -> broadcast back.
+
+    No batch norm here: on a 1x1 map it would fail (or be meaningless) for batch size 1.
+    """
+
+    def __init__(self, cin: int, cout: int, activation: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+        self.act = make_activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.conv(F.adaptive_avg_pool2d(x, 1)))  # (B, cout, 1, 1)
+        return y.expand(-1, -1, *x.shape[-2:])  # (B, cout, h, w)
+
+
+class ASPP(nn.Module):
+    """1x1 branch + one dilated 3x3 branch per rate + image pooling, fused by a 1x1 conv."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        dilations: tuple[int, ...],
+        norm: str,
+        activation: str,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [ConvNormAct(cin, cout, 1, norm=norm, activation=activation)]
+            + [
+                ConvNormAct(cin, cout, 3, dilation=d, norm=norm, activation=activation)
+                for d in dilations
+            ]
+            + [ImagePooling(cin, cout, activation)]
+        )
+        self.project = nn.Sequential(
+            ConvNormAct(cout * len(self.branches), cout, 1, norm=norm, activation=activation),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([b(x) for b in self.branches], dim=1))  # (B, cout, h, w)
+
+
+@register_model(
+    "deeplab",
+    "DeepLabV3+-style: residual encoder, ASPP (dilated pyramid), light decoder with a skip",
+)
+class DeepLab(nn.Module):
+    """DeepLabV3+ in spirit, trained from scratch.
+
+    Encoder: a stride-2 stem, then residual stages with ``width * (2, 4, 8, 8)`` channels at
+    strides 4, 8, 16, 16. With ``output_stride=8`` the last two stages keep stride 8 and dilate
+    instead (2 and 4), which costs ~4x more in those stages but keeps finer detail.
+
+    ``dilations`` are the ASPP rates at output stride 16 (DeepLabV3 uses (6, 12, 18) on 513 px
+    crops); at ``output_stride=8`` they are doubled so the pyramid covers the same field of view
+    in pixels. At 360x480 the stride-16 map is 23x30, so 18 already spans most of it; on small
+    images prefer smaller rates, e.g. ``dilations=[2,4,6]``.
+
+    Decoder: the ASPP output is upsampled to stride 4, concatenated with a 1x1-reduced copy of
+    the stride-4 features, refined by two convs and classified; logits are resized to the input.
+    Any H x W works: strided convs round up and every merge resizes to the skip's exact size.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        *,
+        width: int = 32,
+        output_stride: int = 16,
+        dilations: tuple[int, ...] = (6, 12, 18),
+        kernel_size: int = 3,
+        activation: str = "relu",
+        norm: str = "batch",
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if output_stride not in (8, 16):
+            raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
+        dilations = (dilations,) if isinstance(dilations, int) else tuple(dilations)
+        if not dilations or any(not isinstance(d, int) or d < 1 for d in dilations):
+            raise ValueError(f"dilations must be positive integers, got {list(dilations)}")
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        w = width
+        kw = dict(kernel_size=kernel_size, norm=norm, activation=activation)
+        self.stem = nn.Sequential(
+            ConvNormAct(in_channels, w, kernel_size, stride=2, norm=norm, activation=activation),
+            ConvNormAct(w, w, **kw),
+        )
+        # Stages 3 and 4: strided (os16) or dilated (os8); the dilation keeps the receptive
+        # field of the strided version.
+        s3, d3, d4 = (2, 1, 2) if output_stride == 16 else (1, 2, 4)
+        self.stage1 = ResidualBlock(w, 2 * w, stride=2, dilation=1, **kw)  # stride 4
+        self.stage2 = ResidualBlock(2 * w, 4 * w, stride=2, dilation=1, **kw)  # stride 8
+        self.stage3 = ResidualBlock(4 * w, 8 * w, stride=s3, dilation=d3, **kw)  # 16 or 8
+        self.stage4 = ResidualBlock(8 * w, 8 * w, stride=1, dilation=d4, **kw)
+        rates = tuple(d * (16 // output_stride) for d in dilations)
+        self.aspp = ASPP(8 * w, 4 * w, rates, norm, activation, dropout)
+        low = max(8, (3 * w) // 2)
+        self.reduce_low = ConvNormAct(2 * w, low, 1, norm=norm, activation=activation)
+        self.decoder = nn.Sequential(
+            ConvNormAct(4 * w + low, 2 * w, **kw),
+            ConvNormAct(2 * w, 2 * w, **kw),
+        )
+        self.head = nn.Conv2d(2 * w, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        x = self.stem(x)  # (B, w, H/2, W/2)
+        low = self.stage1(x)  # (B, 2w, H/4, W/4)
+        x = self.stage2(low)  # (B, 4w, H/8, W/8)
+        x = self.stage4(self.stage3(x))  # (B, 8w, H/os, W/os)
+        x = self.aspp(x)  # (B, 4w, H/os, W/os)
+        x = resize_to(x, low.shape[-2:])  # (B, 4w, H/4, W/4)
+        x = self.decoder(torch.cat([x, self.reduce_low(low)], dim=1))  # (B, 2w, H/4, W/4)
+        return resize_to(self.head(x), size)  # (B, num_classes, H, W)

@@ -1,0 +1,144 @@
+"""LightSeg: a lightweight CPU segmenter built from MobileNetV2 inverted bottlenecks.
+
+Aim: the best accuracy per CPU-second. Almost all spatial filtering is depthwise (9 MACs per
+channel and pixel instead of 9*C), full-resolution work is limited to one stride-2 stem conv,
+the deep stage runs at 1/16 with dilations for context, and the decoder works at 1/4 with one
+skip connection (ENet / MobileNet / LR-ASPP spirit). At 360x480 it needs well under a tenth of
+the default U-Net's FLOPs (a test checks this).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import ConvNormAct, make_norm, resize_to
+from .registry import register_model
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expand -> depthwise kxk (stride/dilation) -> 1x1 linear projection (+ residual).
+
+    The projection has no activation: a ReLU on the narrow bottleneck would destroy
+    information (MobileNetV2's "linear bottleneck").
+    """
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        *,
+        stride: int = 1,
+        dilation: int = 1,
+        expansion: int = 4,
+        kernel_size: int = 3,
+        norm: str = "batch",
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        hidden = cin * expansion
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers.append(ConvNormAct(cin, hidden, 1, norm=norm, activation=activation))
+        layers += [
+            ConvNormAct(
+                hidden,
+                hidden,
+                kernel_size,
+                stride,
+                dilation,
+                groups=hidden,
+                norm=norm,
+                activation=activation,
+            ),
+            nn.Conv2d(hidden, cout, 1, bias=norm == "none"),
+            make_norm(norm, cout),
+        ]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)  # (B, cout, H/stride, W/stride)
+        return x + y if self.residual else y
+
+
+class ContextGate(nn.Module):
+    """LR-ASPP-style head: a 1x1 branch gated per channel by the globally pooled features.
+
+    Gives image-level context for the price of two 1x1 convs; the gate has no norm so that
+    batch size 1 works.
+    """
+
+    def __init__(self, cin: int, cout: int, norm: str, activation: str) -> None:
+        super().__init__()
+        self.branch = ConvNormAct(cin, cout, 1, norm=norm, activation=activation)
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.branch(x) * self.gate(x)  # (B, cout, h, w)
+
+
+@register_model(
+    "lightseg",
+    "Lightweight CPU model: inverted-bottleneck encoder, gated context, 1/4 decoder (<1 GFLOP)",
+)
+class LightSeg(nn.Module):
+    """Stem (stride 2) -> inverted-bottleneck stages at strides 4, 8, 16 with
+    ``width * (1.5, 2, 4)`` channels (the last stage dilated 1, 2, 4) -> gated global context ->
+    upsample to 1/4, concat the stride-4 features, one depthwise-separable conv -> classifier.
+
+    ``width`` is the stem's channel count and scales everything; ``expansion`` is the inverted
+    bottleneck's expansion ratio; ``kernel_size`` is the depthwise kernel (5 sees more for ~3x
+    the depthwise cost, which is small next to the 1x1 convs). Any H x W works.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        *,
+        width: int = 16,
+        expansion: int = 4,
+        kernel_size: int = 3,
+        activation: str = "relu",
+        norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        if expansion < 1:
+            raise ValueError(f"expansion must be >= 1, got {expansion}")
+        c1, c2, c3 = max(1, (3 * width) // 2), 2 * width, 4 * width
+        kw = dict(expansion=expansion, kernel_size=kernel_size, norm=norm, activation=activation)
+        self.stem = ConvNormAct(in_channels, width, 3, stride=2, norm=norm, activation=activation)
+        self.stage1 = nn.Sequential(
+            InvertedResidual(width, c1, stride=2, **kw),
+            InvertedResidual(c1, c1, **kw),
+        )
+        self.stage2 = nn.Sequential(
+            InvertedResidual(c1, c2, stride=2, **kw),
+            InvertedResidual(c2, c2, **kw),
+            InvertedResidual(c2, c2, **kw),
+        )
+        # Dilations grow the receptive field at 1/16 without another (lossy) downsampling.
+        self.stage3 = nn.Sequential(
+            InvertedResidual(c2, c3, stride=2, **kw),
+            InvertedResidual(c3, c3, dilation=2, **kw),
+            InvertedResidual(c3, c3, dilation=4, **kw),
+        )
+        self.context = ContextGate(c3, c2, norm, activation)
+        cat = c2 + c1
+        self.decoder = nn.Sequential(
+            ConvNormAct(cat, cat, kernel_size, groups=cat, norm=norm, activation=activation),
+            ConvNormAct(cat, c2, 1, norm=norm, activation=activation),
+        )
+        self.head = nn.Conv2d(c2, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        x = self.stem(x)  # (B, w, H/2, W/2)
+        low = self.stage1(x)  # (B, 1.5w, H/4, W/4)
+        x = self.stage3(self.stage2(low))  # (B, 4w, H/16, W/16)
+        x = resize_to(self.context(x), low.shape[-2:])  # (B, 2w, H/4, W/4)
+        x = self.decoder(torch.cat([x, low], dim=1))  # (B, 2w, H/4, W/4)
+        return resize_to(self.head(x), size)  # (B, num_classes, H, W)

@@ -1,0 +1,94 @@
+"""ReSeg (Visin et al., 2016): a small CNN encoder, ReNet layers for global context, and a
+learned upsampling decoder. The recurrent pieces live in ``renet.py``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import ConvNormAct, make_activation, make_norm, pad_to_multiple
+from .registry import register_model
+from .renet import RenetLayer
+
+
+class UpBlock(nn.Sequential):
+    """Learned 2x upsampling: a stride-2 transposed conv (k=3, as in ReSeg) -> norm -> act."""
+
+    def __init__(self, cin: int, cout: int, norm: str, activation: str) -> None:
+        super().__init__(
+            # padding=1, output_padding=1 makes the output exactly twice the input.
+            nn.ConvTranspose2d(
+                cin, cout, 3, stride=2, padding=1, output_padding=1, bias=norm == "none"
+            ),
+            make_norm(norm, cout),
+            make_activation(activation),
+        )
+
+
+@register_model(
+    "reseg",
+    "ReSeg: conv encoder -> ReNet row/column RNN layers -> transposed-conv decoder",
+    family="rnn",
+)
+class ReSeg(nn.Module):
+    """Conv encoder with ``depth`` stride-2 levels (level i has ``width * 2**i`` channels), then
+    ``num_layers`` ReNet layers at 1/2**depth resolution, then ``depth`` learned 2x upsamplings.
+
+    The convolutions capture local texture cheaply at high resolution; the recurrent sweeps at
+    low resolution give every position a view of the whole image (ReSeg's point), and the
+    transposed convolutions learn how to bring the labels back to full resolution.
+
+    Any H x W works: the input is padded to a multiple of ``2**depth`` and the logits cropped.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        *,
+        depth: int = 2,
+        width: int = 32,
+        kernel_size: int = 3,
+        activation: str = "relu",
+        norm: str = "batch",
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        cell: str = "gru",
+    ) -> None:
+        super().__init__()
+        if depth < 0:
+            raise ValueError(f"depth must be >= 0, got {depth}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        self.multiple = 2**depth
+        chans = [width * 2**i for i in range(depth)]
+        encoder: list[nn.Module] = []
+        cin = in_channels
+        for c in chans:
+            # One conv at the level's resolution, then a strided conv to halve it.
+            encoder.append(ConvNormAct(cin, c, kernel_size, norm=norm, activation=activation))
+            encoder.append(
+                ConvNormAct(c, c, kernel_size, stride=2, norm=norm, activation=activation)
+            )
+            cin = c
+        self.encoder = nn.Sequential(*encoder)
+        renet = []
+        for _ in range(num_layers):
+            renet.append(RenetLayer(cin, hidden_size, cell))
+            cin = 2 * hidden_size
+        self.renet = nn.Sequential(*renet)
+        decoder = []
+        for c in reversed(chans):
+            decoder.append(UpBlock(cin, c, norm, activation))
+            cin = c
+        self.decoder = nn.Sequential(*decoder)
+        self.head = nn.Conv2d(cin, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, (h, w) = pad_to_multiple(x, self.multiple)  # (B, C_in, H', W')
+        x = self.encoder(x)  # (B, width*2^(depth-1), H'/2^depth, W'/2^depth)
+        x = self.renet(x)  # (B, 2*hidden, H'/2^depth, W'/2^depth)
+        x = self.decoder(x)  # (B, width, H', W')
+        return self.head(x)[..., :h, :w]  # (B, num_classes, H, W)
