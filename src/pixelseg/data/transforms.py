@@ -40,7 +40,7 @@ def affine_pair(image: np.ndarray, mask: np.ndarray, angle_deg: float, scale: fl
                 hflip: bool, vflip: bool) -> tuple[np.ndarray, np.ndarray]:
     """Rotate/scale/flip about the centre, keeping the size. Exposed mask pixels -> ignore."""
     h, w = mask.shape
-    cx, cy = (w - 1) / 2, (h - 1) / 2
+    cx, cy = w / 2, h / 2  # PIL samples at pixel centres (x + 0.5): the centre is w/2
     a = math.radians(angle_deg)
     # PIL wants the inverse map (output -> input): undo scale, rotation, then flips.
     cos, sin = math.cos(a) / scale, math.sin(a) / scale

@@ -1,0 +1,133 @@
+"""Train a few steps on generated scenes, evaluate, predict, resume; and every bad input
+gets one line naming the file or key, exit code 2, and no run folder."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelseg.cli.main import main
+from pixelseg.data.scenes import write_scenes
+
+TINY = ["model.width=4", "model.depth=2", "train.batch_size=4", "train.max_steps_per_epoch=2",
+        "augment.rotation=5"]
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    write_scenes(root, {"train": 8, "val": 4, "test": 2}, size=(32, 40), progress=False)
+    return root
+
+
+def train(args, tmp_path):
+    return main(["train", "--quiet", "--out-dir", str(tmp_path / "runs"), *args, *TINY])
+
+
+def test_train_eval_predict_resume(scenes, tmp_path, capsys):
+    assert train(["--data", str(scenes), "--name", "r1", "--epochs", "2"], tmp_path) == 0
+    run = tmp_path / "runs" / "r1"
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"train_loss", "train_pixel_accuracy", "val_loss", "val_pixel_accuracy", "val_miou"} <= set(rows[0])
+    for name in ("best", "last"):
+        assert (run / "checkpoints" / f"{name}.safetensors").is_file()
+        assert json.loads((run / "checkpoints" / f"{name}.json").read_text())["model"]["name"] == "unet"
+    assert "model:" in (run / "config.yaml").read_text()
+    out = capsys.readouterr().out
+    assert "val_miou" in out and "best val mIoU" in out
+
+    assert main(["eval", str(run), "--split", "val", "--quiet"]) == 0
+    result = json.loads((run / "eval" / "val.json").read_text())
+    assert {"pixel_accuracy", "mean_iou", "per_class", "confusion_matrix", "overfitting"} <= set(result)
+    assert len(result["confusion_matrix"]) == 7
+    assert "miou_gap" in result["overfitting"]
+
+    preds = tmp_path / "preds"
+    assert main(["predict", str(run), str(scenes / "test" / "images"), "--out", str(preds), "--quiet"]) == 0
+    mask = Image.open(preds / "scene_00000_mask.png")
+    assert mask.mode == "P" and mask.size == (40, 32)  # palette PNG at the input's size
+    assert Image.open(preds / "scene_00000_overlay.png").size == (40, 32)
+
+    # Resume: continue to epoch 3 from the last checkpoint.
+    assert main(["train", "--quiet", "--resume", str(run), "train.epochs=3"]) == 0
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+
+
+def test_explicit_run_name_is_never_overwritten(scenes, tmp_path, capsys):
+    assert train(["--data", str(scenes), "--name", "same", "--epochs", "1"], tmp_path) == 0
+    before = (tmp_path / "runs" / "same" / "metrics.jsonl").read_text()
+    assert train(["--data", str(scenes), "--name", "same", "--epochs", "1"], tmp_path) == 2
+    assert "run folder exists" in capsys.readouterr().err
+    assert (tmp_path / "runs" / "same" / "metrics.jsonl").read_text() == before
+
+
+def broken_copy(scenes, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(scenes, root)
+    return root
+
+
+def corrupt_missing_mask(root):
+    (root / "train" / "masks" / "scene_00001.png").unlink()
+    return "scene_00001.png: image has no mask"
+
+
+def corrupt_truncated_image(root):
+    path = root / "train" / "images" / "scene_00002.png"
+    path.write_bytes(path.read_bytes()[:100])
+    return "scene_00002.png: unreadable or truncated image"
+
+
+def corrupt_size_mismatch(root):
+    Image.new("L", (10, 10)).save(root / "train" / "masks" / "scene_00003.png")
+    return "scene_00003.png: mask is 10x10 but image"
+
+
+def corrupt_label_value(root):
+    path = root / "train" / "masks" / "scene_00004.png"
+    m = np.array(Image.open(path))
+    m[0, 0] = 42
+    Image.fromarray(m.astype(np.uint8), mode="L").save(path)
+    return "scene_00004.png: label values [42]"
+
+
+def corrupt_missing_folder(root):
+    shutil.rmtree(root)
+    return "dataset folder not found"
+
+
+@pytest.mark.parametrize("corrupt", [corrupt_missing_mask, corrupt_truncated_image,
+                                     corrupt_size_mismatch, corrupt_label_value,
+                                     corrupt_missing_folder])
+def test_bad_input_one_line_exit_2_nothing_written(scenes, tmp_path, capsys, corrupt):
+    root = broken_copy(scenes, tmp_path)
+    expected = corrupt(root)
+    code = train(["--data", str(root), "--epochs", "1"], tmp_path)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_config_key(scenes, tmp_path, capsys):
+    assert train(["--data", str(scenes), "train.bogus=1"], tmp_path) == 2
+    assert "train.bogus: unknown configuration key" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_skip_bad_trains_without_bad_samples_and_lists_them(scenes, tmp_path):
+    root = broken_copy(scenes, tmp_path)
+    corrupt_truncated_image(root)
+    assert train(["--data", str(root), "--name", "s", "--epochs", "1", "--skip-bad"], tmp_path) == 0
+    skipped = (tmp_path / "runs" / "s" / "skipped.txt").read_text()
+    assert "scene_00002.png" in skipped
+
+
+def test_summary_command(capsys):
+    assert main(["summary", "--model", "unet", "--size", "37x53", "width=4", "depth=2"]) == 0
+    out = capsys.readouterr().out
+    assert "Conv2d" in out and "params" in out.lower()
