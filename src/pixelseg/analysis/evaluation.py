@@ -7,15 +7,17 @@ import json
 from pathlib import Path
 
 from ..data.formats import open_split
+from ..data.imageio import atomic_write_text
 from ..data.loader import build_loader
 from ..data.pipeline import eval_dataset
 from ..data.transforms import Normalizer
-from ..data.imageio import atomic_write_text
 from ..engine.checkpoint import load_checkpoint
 from ..engine.device import pick_device
 from ..engine.evaluate import evaluate
 from ..engine.losses import build_loss
 from ..errors import PixelsegError
+from .boundary import BoundaryF1
+from .stability import CalibrationAccumulator
 
 
 def evaluate_run(run: str | Path, data_root: str | Path, split: str = "val", data_format: str = "auto",
@@ -28,20 +30,33 @@ def evaluate_run(run: str | Path, data_root: str | Path, split: str = "val", dat
     nc = model.pixelseg_spec["num_classes"]
     loss_fn = build_loss("ce", nc).to(dev)
 
-    def run_split(name: str) -> dict:
+    def run_split(name: str, extras: bool = False) -> dict:
         source = open_split(data_root, name, data_format)
         if source.classes.num_classes != nc:
             raise PixelsegError(f"{data_root}: {source.classes.num_classes} classes, but the model "
                                 f"was trained on {nc}")
         loader = build_loader(eval_dataset(source, meta.get("resize")), batch_size, shuffle=False)
+        boundary, calibration = BoundaryF1(nc), CalibrationAccumulator()
+
+        def more_metrics(scores, pred, masks):
+            # Boundary quality and calibration need per-pixel maps: accumulate them batch by batch.
+            gt = masks.cpu().numpy()
+            boundary.update(pred.cpu().numpy(), gt)
+            probs = scores if (tta or window) else scores.softmax(1)
+            calibration.update(probs.cpu().numpy(), gt)
+
         res = evaluate(model, loader, normalizer, nc, dev, loss_fn, progress=progress,
-                       desc=f"eval {name}", tta=tta, window=tuple(window) if window else None)
+                       desc=f"eval {name}", tta=tta, window=tuple(window) if window else None,
+                       on_batch=more_metrics if extras else None)
         res["images"] = len(source)
+        if extras:
+            res["boundary"] = boundary.compute()
+            res["calibration"] = calibration.compute().to_dict()
         return res
 
     result = {"run": str(run), "checkpoint": meta["_path"], "epoch": meta.get("epoch"),
               "split": split, "tta": tta, "class_names": meta["classes"]["names"]}
-    result.update(run_split(split))
+    result.update(run_split(split, extras=True))
     if gap and split != "train":
         try:
             train = run_split("train")
@@ -79,6 +94,10 @@ def format_eval(result: dict) -> str:
     lines.append(f"pixel accuracy {result['pixel_accuracy']:.4f}   mean IoU {result['mean_iou']:.4f} "
                  f"(over {len(result['classes_averaged'])} classes present)   mean F1 {result['mean_f1']:.4f}"
                  + (f"   loss {result['loss']:.4f}" if result.get("loss") is not None else ""))
+    if "boundary" in result:
+        lines.append(f"boundary F1 (tolerance {result['boundary']['tolerance']}): "
+                     f"{result['boundary']['mean_f1']:.4f}   calibration ECE: "
+                     f"{result['calibration']['ece']:.4f}")
     if "overfitting" in result:
         o = result["overfitting"]
         lines.append(f"overfitting gap: train mIoU {o['train_miou']:.4f} vs {result['split']} "

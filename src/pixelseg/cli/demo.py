@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..analysis.evaluation import evaluate_run, format_eval, save_eval
+from ..analysis.run_report import finish_run
 from ..config import load_config
 from ..data.imageio import atomic_write_text, list_images
 from ..data.scenes import write_scenes
@@ -59,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
     records = predict_files(predictor, list_images(data / "test" / "images"), pred_dir, progress=progress)
     atomic_write_text(pred_dir / "predictions.json", json.dumps(records, indent=1))
 
+    report = finish_run(result.run_dir, log=lambda _: None)
+
     print(f"\ndemo finished in {time.time() - t0:.0f}s: val mIoU {metrics['mean_iou']:.4f}")
     print(f"  data         {data}")
     print(f"  run          {result.run_dir}  (config.yaml, metrics.jsonl, checkpoints/)")
     print(f"  evaluation   {eval_path}")
+    print(f"  report       {report}  (open it in a browser)")
     print(f"  predictions  {pred_dir}  ({len(records)} held-out scenes: *_mask.png, *_overlay.png)")
     return 0

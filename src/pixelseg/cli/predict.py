@@ -6,7 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from ..data.imageio import IMAGE_EXTENSIONS, atomic_write_text
+from ..analysis.instances import (
+    extract_instances,
+    instance_overlay,
+    instances_to_json,
+    uncertainty_map,
+    uncertainty_to_image,
+)
+from ..data.imageio import IMAGE_EXTENSIONS, atomic_write_text, write_png
 from ..deploy.predict import load, predict_files
 from ..errors import PixelsegError
 from ._common import parse_size
@@ -22,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tta", action="store_true", help="test-time augmentation (flips)")
     p.add_argument("--window", help="sliding-window inference with this HxW window")
+    p.add_argument("--instances", action="store_true",
+                   help="split each class into connected objects: JSON + instance overlay")
+    p.add_argument("--min-area", type=int, default=16, help="drop objects smaller than this (pixels)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
 
@@ -46,7 +56,21 @@ def run(args: argparse.Namespace) -> int:
     predictor = load(args.run, args.device)
     window = parse_size(args.window, "--window") if args.window else None
     out = Path(args.out)
-    records = predict_files(predictor, paths, out, tta=args.tta, window=window, progress=not args.quiet)
+    def more_outputs(image, probs, stem):
+        """Uncertainty map always; objects with --instances."""
+        class_map = probs.argmax(0)
+        write_png(out / f"{stem}_uncertainty.png", uncertainty_to_image(uncertainty_map(probs)))
+        record = {"uncertainty": str(out / f"{stem}_uncertainty.png")}
+        if args.instances:
+            found = extract_instances(class_map, probs, min_area=args.min_area)
+            objects = instances_to_json(found, predictor.classes.names)
+            atomic_write_text(out / f"{stem}_instances.json", json.dumps(objects, indent=1))
+            write_png(out / f"{stem}_instances.png", instance_overlay(image, found))
+            record["objects"] = len(objects)
+        return record
+
+    records = predict_files(predictor, paths, out, tta=args.tta, window=window,
+                            progress=not args.quiet, extra=more_outputs)
     atomic_write_text(out / "predictions.json", json.dumps(records, indent=1))
     print(f"{len(records)} images segmented; masks and overlays in {out}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..analysis.run_report import finish_run
 from ..config import load_config
 from ..engine.trainer import resume, train
 
@@ -48,6 +49,13 @@ def cli_overrides(args: argparse.Namespace) -> list[str]:
     return pairs + list(args.overrides)
 
 
+def is_main_process() -> bool:
+    """Under torchrun only rank 0 writes the report."""
+    import os
+
+    return int(os.environ.get("RANK", 0)) == 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.resume:
         result = resume(args.resume, cli_overrides(args), progress=not args.quiet)
@@ -56,4 +64,6 @@ def run(args: argparse.Namespace) -> int:
         result = train(cfg, progress=not args.quiet)
     print(f"best val mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
           f"{result.seconds:.0f}s; run in {result.run_dir}")
+    if is_main_process():
+        finish_run(result.run_dir)
     return 0

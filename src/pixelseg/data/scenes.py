@@ -69,11 +69,21 @@ def _shape_mask(cls: int, size: tuple[int, int], cx: float, cy: float, r: float,
     return np.asarray(canvas, dtype=bool)
 
 
-def _texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+def _contrasting_colour(rng: np.random.Generator, behind: np.ndarray, min_dist: float = 90.0) -> np.ndarray:
+    """A random colour at least ``min_dist`` (RGB distance) from ``behind``, so every object is
+    visible to a person; the classes still differ only by shape, never by colour."""
+    for _ in range(50):
+        c = rng.uniform(0, 255, 3)
+        if np.linalg.norm(c - behind) >= min_dist:
+            return c
+    return 255.0 - behind  # the complement is always far enough
+
+
+def _texture(rng: np.random.Generator, size: tuple[int, int], behind: np.ndarray) -> np.ndarray:
     """A (H, W, 3) float texture: solid, stripes, checker or speckle in one or two colours."""
     h, w = size
-    c1 = rng.uniform(0, 255, 3)
-    c2 = np.clip(c1 + rng.uniform(-90, 90, 3), 0, 255)
+    c1 = _contrasting_colour(rng, behind)
+    c2 = np.clip(c1 + rng.uniform(-60, 60, 3), 0, 255)
     kind = rng.integers(4)
     yy, xx = np.mgrid[0:h, 0:w]
     if kind == 0:
@@ -132,7 +142,7 @@ def generate_scene(seed: int, size: tuple[int, int] = (128, 128),
         sel = _shape_mask(cls, size, cx, cy, r, rng.uniform(0, 2 * math.pi))
         if sel.sum() < 12:  # almost entirely outside the frame
             continue
-        image[sel] = _texture(rng, size)[sel]
+        image[sel] = _texture(rng, size, image[sel].mean(0))[sel]
         mask[sel] = cls
     pil = Image.fromarray(image.clip(0, 255).astype(np.uint8))
     if rng.random() < 0.3:

@@ -1,0 +1,100 @@
+"""Gather what a run folder holds (history, eval, robustness, config, model summary) and
+render its ``report.html``. Called after training, eval and robustness, and by
+``pixelseg report RUN``; each call re-renders with whatever exists by then."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..data.formats import open_split
+from ..deploy.predict import Predictor, load
+from ..errors import PixelsegError
+from ..metrics import ConfusionMatrix
+from .report import write_report
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def example_predictions(predictor: Predictor, data_root, split: str, data_format: str = "auto",
+                        limit: int = 24) -> list[dict]:
+    """Predict up to ``limit`` images of a split, each with its own mIoU (for best/worst)."""
+    source = open_split(data_root, split, data_format)
+    examples = []
+    for i in range(min(limit, len(source))):
+        s = source.load(i)
+        pred = predictor.predict(s.image)
+        cm = ConfusionMatrix(predictor.num_classes)
+        cm.update(torch.from_numpy(pred), torch.from_numpy(s.mask))
+        examples.append({"image": s.image, "gt": s.mask, "pred": pred, "name": s.name,
+                         "miou": cm.compute()["mean_iou"]})
+    return examples
+
+
+def build_run_report(run_dir: str | Path, examples_split: str = "val", with_examples: bool = True) -> Path:
+    """Render ``run_dir/report.html`` from the run's files."""
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        raise PixelsegError(f"{run_dir}: not a run folder (no metrics.jsonl)")
+    history = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    predictor = load(run_dir, device="cpu")
+    config_path = run_dir / "config.yaml"
+    config_text = config_path.read_text() if config_path.is_file() else None
+    eval_result = _read_json(run_dir / "eval" / "val.json") or _read_json(run_dir / "eval" / "test.json")
+    robustness = _read_json(run_dir / "robustness" / "robustness.json")
+    consistency = _read_json(run_dir / "robustness" / "consistency.json")
+    summary_path = run_dir / "model_summary.txt"
+    examples = None
+    if with_examples and config_text:
+        import yaml
+
+        data = yaml.safe_load(config_text)["data"]
+        try:
+            examples = example_predictions(predictor, data["root"], examples_split, data["format"])
+        except PixelsegError:
+            examples = None  # the data moved since training: report without examples
+    return write_report(
+        run_dir, history=history, class_names=predictor.classes.names,
+        class_colours=predictor.classes.colours, eval_result=eval_result,
+        robustness=robustness, consistency=consistency,
+        calibration=(eval_result or {}).get("calibration"),
+        boundary=(eval_result or {}).get("boundary"),
+        summary_text=summary_path.read_text() if summary_path.is_file() else None,
+        config_text=config_text, examples=examples, title=f"pixelseg run {run_dir.name}",
+    )
+
+
+__all__ = ["build_run_report", "example_predictions"]
+
+
+def write_model_summary(run_dir: str | Path) -> Path:
+    """Save the model's per-layer table (at the training input size) in the run."""
+    import yaml
+
+    from ..data.imageio import atomic_write_text
+    from ..engine.checkpoint import load_checkpoint
+    from ..models.summary import summarize
+
+    run_dir = Path(run_dir)
+    model, _ = load_checkpoint(run_dir / "checkpoints" / "last.json")
+    data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
+    size = data.get("crop_size") or data.get("resize")
+    if not size:
+        source = open_split(data["root"], data["train_split"], data["format"])
+        size = list(source.load(0).image.shape[:2]) if len(source) else [256, 256]
+    text = f"input size {size[0]}x{size[1]}\n" + summarize(model, tuple(size)).table()
+    atomic_write_text(run_dir / "model_summary.txt", text)
+    return run_dir / "model_summary.txt"
+
+
+def finish_run(run_dir: str | Path, log=print) -> Path:
+    """After training: save the model summary and render the report."""
+    write_model_summary(run_dir)
+    report = build_run_report(run_dir)
+    log(f"report: {report}")
+    return report
