@@ -14,6 +14,7 @@ from ..data.imageio import atomic_write_text, list_images
 from ..data.scenes import write_scenes
 from ..deploy.predict import load, predict_files
 from ..engine.trainer import train
+from ._common import parse_size
 
 COMMAND = "demo"
 HELP = "the whole pipeline on built-in multi-object scenes (about 4 minutes on 2 CPU cores)"
@@ -32,6 +33,8 @@ DEMO_OVERRIDES = [
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="pixelseg-demo", help="folder for data, run and predictions")
     p.add_argument("--epochs", type=int, help="override the demo's number of epochs")
+    p.add_argument("--size", default=f"{DEMO_SIZE[0]}x{DEMO_SIZE[1]}", help="scene size HxW")
+    p.add_argument("--train-images", type=int, default=DEMO_COUNTS["train"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="extra training overrides")
 
@@ -39,11 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     out = Path(args.out)
-    data = out / "data"
     progress = not args.quiet
-    if not (data / "classes.yaml").is_file():  # the scenes are deterministic: generate once
-        print(f"generating {sum(DEMO_COUNTS.values())} scenes ({DEMO_SIZE[0]}x{DEMO_SIZE[1]}) in {data}")
-        write_scenes(data, DEMO_COUNTS, DEMO_SIZE, seed=0, progress=progress)
+    size = parse_size(args.size)
+    counts = {**DEMO_COUNTS, "train": args.train_images}
+    # The scenes are deterministic: generate once per size and count.
+    data = out / f"data-{size[0]}x{size[1]}-{counts['train']}"
+    if not (data / "classes.yaml").is_file():
+        print(f"generating {sum(counts.values())} scenes ({size[0]}x{size[1]}) in {data}")
+        write_scenes(data, counts, size, seed=0, progress=progress)
     overrides = DEMO_OVERRIDES + [f"data.root={data}", f"out_dir={out / 'runs'}"]
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")

@@ -80,11 +80,11 @@ def _contrasting_colour(rng: np.random.Generator, behind: np.ndarray, min_dist: 
 
 
 def _texture(rng: np.random.Generator, size: tuple[int, int], behind: np.ndarray) -> np.ndarray:
-    """A (H, W, 3) float texture: solid, stripes, checker or speckle in one or two colours."""
+    """A (H, W, 3) float texture: solid, stripes or checker in two related colours."""
     h, w = size
     c1 = _contrasting_colour(rng, behind)
     c2 = np.clip(c1 + rng.uniform(-60, 60, 3), 0, 255)
-    kind = rng.integers(4)
+    kind = rng.integers(3)
     yy, xx = np.mgrid[0:h, 0:w]
     if kind == 0:
         sel = np.zeros((h, w), bool)
@@ -94,8 +94,6 @@ def _texture(rng: np.random.Generator, size: tuple[int, int], behind: np.ndarray
     elif kind == 2:
         p = int(rng.integers(3, 8))
         sel = ((xx // p) + (yy // p)) % 2 == 0
-    else:
-        sel = rng.random((h, w)) < 0.3
     return np.where(sel[:, :, None], c2, c1)
 
 
@@ -108,24 +106,29 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     img = c1 * (1 - t[:, :, None]) + c2 * t[:, :, None]
     # Low-frequency blotches so colour alone never tells object from background.
     blot = rng.normal(0, 1, (max(2, h // 16), max(2, w // 16), 3))
-    blot = np.asarray(Image.fromarray(((blot * 20 + 128).clip(0, 255)).astype(np.uint8)).resize(
+    blot = np.asarray(Image.fromarray(((blot * 12 + 128).clip(0, 255)).astype(np.uint8)).resize(
         (w, h), Image.BILINEAR), dtype=float) - 128
     img = img + blot
-    # Clutter: thin lines and small dots, all background.
+    # Clutter: a few thin lines and small dots, all background, in colours near the local
+    # background so they read as clutter, not as objects.
     pil = Image.fromarray(img.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(pil)
-    for _ in range(int(rng.integers(3, 9))):
+    base = img.reshape(-1, 3).mean(0)
+
+    def near_colour() -> tuple[int, ...]:
+        return tuple(int(v) for v in np.clip(base + rng.uniform(-50, 50, 3), 0, 255))
+
+    for _ in range(int(rng.integers(1, 4))):
         x0, y0, x1, y1 = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, h)
-        draw.line([x0, y0, x1, y1], fill=tuple(int(v) for v in rng.uniform(0, 255, 3)),
-                  width=int(rng.integers(1, 3)))
-    for _ in range(int(rng.integers(5, 15))):
-        x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(1, 2.5)
-        draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(v) for v in rng.uniform(0, 255, 3)))
+        draw.line([x0, y0, x1, y1], fill=near_colour(), width=1)
+    for _ in range(int(rng.integers(2, 7))):
+        x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.8, 1.8)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=near_colour())
     return np.asarray(pil, dtype=float)
 
 
 def generate_scene(seed: int, size: tuple[int, int] = (128, 128),
-                   objects: tuple[int, int] = (2, 5)) -> tuple[np.ndarray, np.ndarray]:
+                   objects: tuple[int, int] = (3, 6)) -> tuple[np.ndarray, np.ndarray]:
     """One scene: (H, W, 3) uint8 image and (H, W) int64 mask with ids of SCENE_CLASSES."""
     h, w = size
     if h < 16 or w < 16:
@@ -136,7 +139,7 @@ def generate_scene(seed: int, size: tuple[int, int] = (128, 128),
     short = min(h, w)
     for _ in range(int(rng.integers(objects[0], objects[1] + 1))):
         cls = int(rng.integers(1, len(SCENE_CLASSES.names)))
-        r = rng.uniform(0.09, 0.18) * short
+        r = rng.uniform(0.11, 0.2) * short
         # Centres inside the frame: objects may be cut by the border, but never mostly.
         cx, cy = rng.uniform(0.08, 0.92) * w, rng.uniform(0.08, 0.92) * h
         sel = _shape_mask(cls, size, cx, cy, r, rng.uniform(0, 2 * math.pi))
@@ -147,7 +150,7 @@ def generate_scene(seed: int, size: tuple[int, int] = (128, 128),
     pil = Image.fromarray(image.clip(0, 255).astype(np.uint8))
     if rng.random() < 0.3:
         pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8)))
-    image = np.asarray(pil, dtype=float) + rng.normal(0, rng.uniform(2, 10), (h, w, 3))
+    image = np.asarray(pil, dtype=float) + rng.normal(0, rng.uniform(2, 6), (h, w, 3))
     return image.clip(0, 255).astype(np.uint8), mask
 
 
