@@ -131,3 +131,29 @@ def test_summary_command(capsys):
     assert main(["summary", "--model", "unet", "--size", "37x53", "width=4", "depth=2"]) == 0
     out = capsys.readouterr().out
     assert "Conv2d" in out and "params" in out.lower()
+
+
+def test_seed_variance(scenes, tmp_path, capsys):
+    assert train(["--data", str(scenes), "--name", "sv", "--epochs", "1", "--seeds", "2"], tmp_path) == 0
+    result = json.loads((tmp_path / "runs" / "sv-seeds.json").read_text())
+    assert [r["seed"] for r in result["runs"]] == [0, 1]
+    assert set(result["summary"]["best_val_miou"]) >= {"mean", "std"}
+    assert (tmp_path / "runs" / "sv-seed1" / "metrics.jsonl").is_file()
+
+
+def test_robustness_instances_and_report(scenes, tmp_path, capsys):
+    assert train(["--data", str(scenes), "--name", "rb", "--epochs", "1"], tmp_path) == 0
+    run = tmp_path / "runs" / "rb"
+    assert (run / "report.html").is_file() and (run / "model_summary.txt").is_file()
+    assert main(["robustness", str(run), "--max-images", "2", "--severities", "1,3",
+                 "--corruptions", "gaussian_noise,rotate", "--quiet"]) == 0
+    rob = json.loads((run / "robustness" / "robustness.json").read_text())
+    assert set(rob["corruptions"]) == {"gaussian_noise", "rotate"}
+    assert "hflip" in json.loads((run / "robustness" / "consistency.json").read_text())["overall"]
+    assert "data:image/png;base64" in (run / "report.html").read_text()
+    out = tmp_path / "inst"
+    assert main(["predict", str(run), str(scenes / "test" / "images"), "--out", str(out),
+                 "--instances", "--min-area", "1", "--quiet"]) == 0
+    objects = json.loads((out / "scene_00000_instances.json").read_text())
+    assert all({"class_name", "area", "bbox", "confidence"} <= set(o) for o in objects)
+    assert (out / "scene_00000_uncertainty.png").is_file()

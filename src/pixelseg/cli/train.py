@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deterministic", action="store_true", help="bit-for-bit reproducible run")
     p.add_argument("--skip-bad", action="store_true", help="train without bad samples (listed in the run)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train N times with seeds seed, seed+1, ... and report mean and std")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4 model.depth=3")
 
@@ -61,9 +63,43 @@ def run(args: argparse.Namespace) -> int:
         result = resume(args.resume, cli_overrides(args), progress=not args.quiet)
     else:
         cfg = load_config(args.config, cli_overrides(args))
+        if args.seeds > 1:
+            return train_seeds(cfg, args.seeds, progress=not args.quiet)
         result = train(cfg, progress=not args.quiet)
     print(f"best val mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
           f"{result.seconds:.0f}s; run in {result.run_dir}")
     if is_main_process():
         finish_run(result.run_dir)
+    return 0
+
+
+def train_seeds(cfg, n: int, progress: bool = True) -> int:
+    """Seed variance: the same configuration trained with n seeds, one run folder each."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from ..analysis.stability import summarize_seeds
+    from ..data.imageio import atomic_write_text
+
+    base_name = cfg.name or f"{cfg.model.name}-seeds"
+    finals = []
+    for k in range(n):
+        run_cfg = copy.deepcopy(cfg)
+        run_cfg.train.seed = cfg.train.seed + k
+        run_cfg.name = f"{base_name}-seed{run_cfg.train.seed}"
+        print(f"\n== seed {run_cfg.train.seed} ({k + 1}/{n}) ==")
+        result = train(run_cfg, progress=progress)
+        last = result.history[-1]
+        finals.append({"seed": run_cfg.train.seed, "best_val_miou": result.best_miou,
+                       "final_val_miou": last["val_miou"], "final_val_loss": last["val_loss"],
+                       "final_train_loss": last["train_loss"], "run": str(result.run_dir)})
+    numeric = [{k: v for k, v in f.items() if k not in ("seed", "run")} for f in finals]
+    summary = summarize_seeds(numeric)
+    path = Path(cfg.out_dir) / f"{base_name}-seeds.json"
+    atomic_write_text(path, json.dumps({"runs": finals, "summary": summary}, indent=1))
+    print(f"\n{'metric':<18} {'mean':>8} {'std':>8} {'min':>8} {'max':>8}")
+    for key, s in summary.items():
+        print(f"{key:<18} {s['mean']:>8.4f} {s['std']:>8.4f} {s['min']:>8.4f} {s['max']:>8.4f}")
+    print(f"seed variance over {n} runs saved in {path}")
     return 0
