@@ -15,5 +15,15 @@ from .models import create_model, list_models
 
 __version__ = "0.1.0"
 
-__all__ = ["RunConfig", "load_config", "Predictor", "load", "TrainResult", "resume", "train",
-           "PixelsegError", "create_model", "list_models"]
+__all__ = [
+    "RunConfig",
+    "load_config",
+    "Predictor",
+    "load",
+    "TrainResult",
+    "resume",
+    "train",
+    "PixelsegError",
+    "create_model",
+    "list_models",
+]

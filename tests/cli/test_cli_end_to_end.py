@@ -11,8 +11,13 @@ from PIL import Image
 from pixelseg.cli.main import main
 from pixelseg.data.scenes import write_scenes
 
-TINY = ["model.width=4", "model.depth=2", "train.batch_size=4", "train.max_steps_per_epoch=2",
-        "augment.rotation=5"]
+TINY = [
+    "model.width=4",
+    "model.depth=2",
+    "train.batch_size=4",
+    "train.max_steps_per_epoch=2",
+    "augment.rotation=5",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,22 +36,36 @@ def test_train_eval_predict_resume(scenes, tmp_path, capsys):
     run = tmp_path / "runs" / "r1"
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
-    assert {"train_loss", "train_pixel_accuracy", "val_loss", "val_pixel_accuracy", "val_miou"} <= set(rows[0])
+    assert {
+        "train_loss",
+        "train_pixel_accuracy",
+        "val_loss",
+        "val_pixel_accuracy",
+        "val_miou",
+    } <= set(rows[0])
     for name in ("best", "last"):
         assert (run / "checkpoints" / f"{name}.safetensors").is_file()
-        assert json.loads((run / "checkpoints" / f"{name}.json").read_text())["model"]["name"] == "unet"
+        assert (
+            json.loads((run / "checkpoints" / f"{name}.json").read_text())["model"]["name"]
+            == "unet"
+        )
     assert "model:" in (run / "config.yaml").read_text()
     out = capsys.readouterr().out
     assert "val_miou" in out and "best val mIoU" in out
 
     assert main(["eval", str(run), "--split", "val", "--quiet"]) == 0
     result = json.loads((run / "eval" / "val.json").read_text())
-    assert {"pixel_accuracy", "mean_iou", "per_class", "confusion_matrix", "overfitting"} <= set(result)
+    assert {"pixel_accuracy", "mean_iou", "per_class", "confusion_matrix", "overfitting"} <= set(
+        result
+    )
     assert len(result["confusion_matrix"]) == 7
     assert "miou_gap" in result["overfitting"]
 
     preds = tmp_path / "preds"
-    assert main(["predict", str(run), str(scenes / "test" / "images"), "--out", str(preds), "--quiet"]) == 0
+    assert (
+        main(["predict", str(run), str(scenes / "test" / "images"), "--out", str(preds), "--quiet"])
+        == 0
+    )
     mask = Image.open(preds / "scene_00000_mask.png")
     assert mask.mode == "P" and mask.size == (40, 32)  # palette PNG at the input's size
     assert Image.open(preds / "scene_00000_overlay.png").size == (40, 32)
@@ -100,9 +119,16 @@ def corrupt_missing_folder(root):
     return "dataset folder not found"
 
 
-@pytest.mark.parametrize("corrupt", [corrupt_missing_mask, corrupt_truncated_image,
-                                     corrupt_size_mismatch, corrupt_label_value,
-                                     corrupt_missing_folder])
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        corrupt_missing_mask,
+        corrupt_truncated_image,
+        corrupt_size_mismatch,
+        corrupt_label_value,
+        corrupt_missing_folder,
+    ],
+)
 def test_bad_input_one_line_exit_2_nothing_written(scenes, tmp_path, capsys, corrupt):
     root = broken_copy(scenes, tmp_path)
     expected = corrupt(root)
@@ -134,7 +160,10 @@ def test_summary_command(capsys):
 
 
 def test_seed_variance(scenes, tmp_path, capsys):
-    assert train(["--data", str(scenes), "--name", "sv", "--epochs", "1", "--seeds", "2"], tmp_path) == 0
+    assert (
+        train(["--data", str(scenes), "--name", "sv", "--epochs", "1", "--seeds", "2"], tmp_path)
+        == 0
+    )
     result = json.loads((tmp_path / "runs" / "sv-seeds.json").read_text())
     assert [r["seed"] for r in result["runs"]] == [0, 1]
     assert set(result["summary"]["best_val_miou"]) >= {"mean", "std"}
@@ -145,15 +174,43 @@ def test_robustness_instances_and_report(scenes, tmp_path, capsys):
     assert train(["--data", str(scenes), "--name", "rb", "--epochs", "1"], tmp_path) == 0
     run = tmp_path / "runs" / "rb"
     assert (run / "report.html").is_file() and (run / "model_summary.txt").is_file()
-    assert main(["robustness", str(run), "--max-images", "2", "--severities", "1,3",
-                 "--corruptions", "gaussian_noise,rotate", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "robustness",
+                str(run),
+                "--max-images",
+                "2",
+                "--severities",
+                "1,3",
+                "--corruptions",
+                "gaussian_noise,rotate",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rob = json.loads((run / "robustness" / "robustness.json").read_text())
     assert set(rob["corruptions"]) == {"gaussian_noise", "rotate"}
     assert "hflip" in json.loads((run / "robustness" / "consistency.json").read_text())["overall"]
     assert "data:image/png;base64" in (run / "report.html").read_text()
     out = tmp_path / "inst"
-    assert main(["predict", str(run), str(scenes / "test" / "images"), "--out", str(out),
-                 "--instances", "--min-area", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(run),
+                str(scenes / "test" / "images"),
+                "--out",
+                str(out),
+                "--instances",
+                "--min-area",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     objects = json.loads((out / "scene_00000_instances.json").read_text())
     assert all({"class_name", "area", "bbox", "confidence"} <= set(o) for o in objects)
     assert (out / "scene_00000_uncertainty.png").is_file()

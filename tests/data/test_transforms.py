@@ -36,10 +36,16 @@ def assert_aligned(image, mask, tol=0.97):
     assert agree.mean() >= tol
 
 
-@pytest.mark.parametrize("angle, scale, hflip, vflip", [
-    (0, 1.0, True, False), (0, 1.0, False, True), (15, 1.0, False, False),
-    (0, 1.3, False, False), (-20, 0.8, True, True),
-])
+@pytest.mark.parametrize(
+    "angle, scale, hflip, vflip",
+    [
+        (0, 1.0, True, False),
+        (0, 1.0, False, True),
+        (15, 1.0, False, False),
+        (0, 1.3, False, False),
+        (-20, 0.8, True, True),
+    ],
+)
 def test_affine_keeps_alignment(angle, scale, hflip, vflip):
     image, mask = striped_pair()
     img2, mask2 = affine_pair(image, mask, angle, scale, hflip, vflip)
@@ -64,8 +70,18 @@ def test_crop_pads_with_ignore_when_too_small():
 
 def test_full_train_transform_keeps_alignment_and_is_seeded():
     image, mask = striped_pair()
-    t = TrainTransform(AugmentParams(rotation=20, scale=(0.8, 1.25), hflip=0.5, vflip=0.5,
-                                     brightness=0, contrast=0, saturation=0), crop_size=(32, 40))
+    t = TrainTransform(
+        AugmentParams(
+            rotation=20,
+            scale=(0.8, 1.25),
+            hflip=0.5,
+            vflip=0.5,
+            brightness=0,
+            contrast=0,
+            saturation=0,
+        ),
+        crop_size=(32, 40),
+    )
     for seed in range(10):
         img2, mask2 = t(image, mask, np.random.default_rng(seed))
         assert img2.shape == (32, 40, 3)
@@ -93,4 +109,6 @@ def test_normalizer_round_numbers():
     n = Normalizer(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     x = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 1, 2).expand(1, 3, 1, 2)
     out = n(x)
-    assert torch.allclose(out[0, :, 0, 0], torch.tensor(-1.0)) and torch.allclose(out[0, :, 0, 1], torch.tensor(1.0))
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor(-1.0)) and torch.allclose(
+        out[0, :, 0, 1], torch.tensor(1.0)
+    )

@@ -20,9 +20,18 @@ from .boundary import BoundaryF1
 from .stability import CalibrationAccumulator
 
 
-def evaluate_run(run: str | Path, data_root: str | Path, split: str = "val", data_format: str = "auto",
-                 batch_size: int = 4, tta: bool = False, window=None, gap: bool = True,
-                 device: str = "auto", progress: bool = True) -> dict:
+def evaluate_run(
+    run: str | Path,
+    data_root: str | Path,
+    split: str = "val",
+    data_format: str = "auto",
+    batch_size: int = 4,
+    tta: bool = False,
+    window=None,
+    gap: bool = True,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Evaluate the run's best checkpoint on ``split`` (and on train for the gap)."""
     dev = pick_device(device)
     model, meta = load_checkpoint(run, map_location=dev)
@@ -33,8 +42,10 @@ def evaluate_run(run: str | Path, data_root: str | Path, split: str = "val", dat
     def run_split(name: str, extras: bool = False) -> dict:
         source = open_split(data_root, name, data_format)
         if source.classes.num_classes != nc:
-            raise PixelsegError(f"{data_root}: {source.classes.num_classes} classes, but the model "
-                                f"was trained on {nc}")
+            raise PixelsegError(
+                f"{data_root}: {source.classes.num_classes} classes, but the model "
+                f"was trained on {nc}"
+            )
         loader = build_loader(eval_dataset(source, meta.get("resize")), batch_size, shuffle=False)
         boundary, calibration = BoundaryF1(nc), CalibrationAccumulator()
 
@@ -45,17 +56,33 @@ def evaluate_run(run: str | Path, data_root: str | Path, split: str = "val", dat
             probs = scores if (tta or window) else scores.softmax(1)
             calibration.update(probs.cpu().numpy(), gt)
 
-        res = evaluate(model, loader, normalizer, nc, dev, loss_fn, progress=progress,
-                       desc=f"eval {name}", tta=tta, window=tuple(window) if window else None,
-                       on_batch=more_metrics if extras else None)
+        res = evaluate(
+            model,
+            loader,
+            normalizer,
+            nc,
+            dev,
+            loss_fn,
+            progress=progress,
+            desc=f"eval {name}",
+            tta=tta,
+            window=tuple(window) if window else None,
+            on_batch=more_metrics if extras else None,
+        )
         res["images"] = len(source)
         if extras:
             res["boundary"] = boundary.compute()
             res["calibration"] = calibration.compute().to_dict()
         return res
 
-    result = {"run": str(run), "checkpoint": meta["_path"], "epoch": meta.get("epoch"),
-              "split": split, "tta": tta, "class_names": meta["classes"]["names"]}
+    result = {
+        "run": str(run),
+        "checkpoint": meta["_path"],
+        "epoch": meta.get("epoch"),
+        "split": split,
+        "tta": tta,
+        "class_names": meta["classes"]["names"],
+    }
     result.update(run_split(split, extras=True))
     if gap and split != "train":
         try:
@@ -64,10 +91,14 @@ def evaluate_run(run: str | Path, data_root: str | Path, split: str = "val", dat
             train = None  # no training split at this data root: no gap to report
         if train is not None:
             result["overfitting"] = {
-                "train_miou": train["mean_iou"], "eval_miou": result["mean_iou"],
+                "train_miou": train["mean_iou"],
+                "eval_miou": result["mean_iou"],
                 "miou_gap": train["mean_iou"] - result["mean_iou"],
-                "train_loss": train["loss"], "eval_loss": result["loss"],
-                "loss_gap": (result["loss"] - train["loss"]) if train["loss"] is not None and result["loss"] is not None else None,
+                "train_loss": train["loss"],
+                "eval_loss": result["loss"],
+                "loss_gap": (result["loss"] - train["loss"])
+                if train["loss"] is not None and result["loss"] is not None
+                else None,
             }
     return result
 
@@ -89,18 +120,31 @@ def format_eval(result: dict) -> str:
         return f"{v:.4f}" if v is not None else "   -  "
 
     for i, name in enumerate(names):
-        lines.append(f"{name:<14} {f(pc['precision'][i]):>9} {f(pc['recall'][i]):>7} "
-                     f"{f(pc['iou'][i]):>7} {f(pc['f1'][i]):>7} {pc['pixels'][i]:>10d}")
-    lines.append(f"pixel accuracy {result['pixel_accuracy']:.4f}   mean IoU {result['mean_iou']:.4f} "
-                 f"(over {len(result['classes_averaged'])} classes present)   mean F1 {result['mean_f1']:.4f}"
-                 + (f"   loss {result['loss']:.4f}" if result.get("loss") is not None else ""))
+        lines.append(
+            f"{name:<14} {f(pc['precision'][i]):>9} {f(pc['recall'][i]):>7} "
+            f"{f(pc['iou'][i]):>7} {f(pc['f1'][i]):>7} {pc['pixels'][i]:>10d}"
+        )
+    lines.append(
+        f"pixel accuracy {result['pixel_accuracy']:.4f}   mean IoU {result['mean_iou']:.4f} "
+        f"(over {len(result['classes_averaged'])} classes present)   "
+        f"mean F1 {result['mean_f1']:.4f}"
+        + (f"   loss {result['loss']:.4f}" if result.get("loss") is not None else "")
+    )
     if "boundary" in result:
-        lines.append(f"boundary F1 (tolerance {result['boundary']['tolerance']}): "
-                     f"{result['boundary']['mean_f1']:.4f}   calibration ECE: "
-                     f"{result['calibration']['ece']:.4f}")
+        lines.append(
+            f"boundary F1 (tolerance {result['boundary']['tolerance']}): "
+            f"{result['boundary']['mean_f1']:.4f}   calibration ECE: "
+            f"{result['calibration']['ece']:.4f}"
+        )
     if "overfitting" in result:
         o = result["overfitting"]
-        lines.append(f"overfitting gap: train mIoU {o['train_miou']:.4f} vs {result['split']} "
-                     f"{o['eval_miou']:.4f} (gap {o['miou_gap']:+.4f})"
-                     + (f"; loss {o['train_loss']:.4f} vs {o['eval_loss']:.4f}" if o["loss_gap"] is not None else ""))
+        lines.append(
+            f"overfitting gap: train mIoU {o['train_miou']:.4f} vs {result['split']} "
+            f"{o['eval_miou']:.4f} (gap {o['miou_gap']:+.4f})"
+            + (
+                f"; loss {o['train_loss']:.4f} vs {o['eval_loss']:.4f}"
+                if o["loss_gap"] is not None
+                else ""
+            )
+        )
     return "\n".join(lines)

@@ -20,8 +20,9 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def example_predictions(predictor: Predictor, data_root, split: str, data_format: str = "auto",
-                        limit: int = 24) -> list[dict]:
+def example_predictions(
+    predictor: Predictor, data_root, split: str, data_format: str = "auto", limit: int = 24
+) -> list[dict]:
     """Predict up to ``limit`` images of a split, each with its own mIoU (for best/worst)."""
     source = open_split(data_root, split, data_format)
     examples = []
@@ -30,12 +31,21 @@ def example_predictions(predictor: Predictor, data_root, split: str, data_format
         pred = predictor.predict(s.image)
         cm = ConfusionMatrix(predictor.num_classes)
         cm.update(torch.from_numpy(pred), torch.from_numpy(s.mask))
-        examples.append({"image": s.image, "gt": s.mask, "pred": pred, "name": s.name,
-                         "miou": cm.compute()["mean_iou"]})
+        examples.append(
+            {
+                "image": s.image,
+                "gt": s.mask,
+                "pred": pred,
+                "name": s.name,
+                "miou": cm.compute()["mean_iou"],
+            }
+        )
     return examples
 
 
-def build_run_report(run_dir: str | Path, examples_split: str = "val", with_examples: bool = True) -> Path:
+def build_run_report(
+    run_dir: str | Path, examples_split: str = "val", with_examples: bool = True
+) -> Path:
     """Render ``run_dir/report.html`` from the run's files."""
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.jsonl"
@@ -45,7 +55,9 @@ def build_run_report(run_dir: str | Path, examples_split: str = "val", with_exam
     predictor = load(run_dir, device="cpu")
     config_path = run_dir / "config.yaml"
     config_text = config_path.read_text() if config_path.is_file() else None
-    eval_result = _read_json(run_dir / "eval" / "val.json") or _read_json(run_dir / "eval" / "test.json")
+    eval_result = _read_json(run_dir / "eval" / "val.json") or _read_json(
+        run_dir / "eval" / "test.json"
+    )
     robustness = _read_json(run_dir / "robustness" / "robustness.json")
     consistency = _read_json(run_dir / "robustness" / "consistency.json")
     summary_path = run_dir / "model_summary.txt"
@@ -59,13 +71,19 @@ def build_run_report(run_dir: str | Path, examples_split: str = "val", with_exam
         except PixelsegError:
             examples = None  # the data moved since training: report without examples
     return write_report(
-        run_dir, history=history, class_names=predictor.classes.names,
-        class_colours=predictor.classes.colours, eval_result=eval_result,
-        robustness=robustness, consistency=consistency,
+        run_dir,
+        history=history,
+        class_names=predictor.classes.names,
+        class_colours=predictor.classes.colours,
+        eval_result=eval_result,
+        robustness=robustness,
+        consistency=consistency,
         calibration=(eval_result or {}).get("calibration"),
         boundary=(eval_result or {}).get("boundary"),
         summary_text=summary_path.read_text() if summary_path.is_file() else None,
-        config_text=config_text, examples=examples, title=f"pixelseg run {run_dir.name}",
+        config_text=config_text,
+        examples=examples,
+        title=f"pixelseg run {run_dir.name}",
     )
 
 

@@ -24,9 +24,16 @@ ORDER = 1
 DEMO_COUNTS = {"train": 400, "val": 60, "test": 8}
 DEMO_SIZE = (96, 96)
 DEMO_OVERRIDES = [
-    "model.name=unet", "model.width=16", "model.depth=4",
-    "train.epochs=14", "train.batch_size=8", "train.lr=1e-3", "train.schedule=cosine",
-    "data.cache=true", "augment.rotation=15", "augment.vflip=0.5",
+    "model.name=unet",
+    "model.width=16",
+    "model.depth=4",
+    "train.epochs=14",
+    "train.batch_size=8",
+    "train.lr=1e-3",
+    "train.schedule=cosine",
+    "data.cache=true",
+    "augment.rotation=15",
+    "augment.vflip=0.5",
 ]
 
 
@@ -63,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = load(result.run_dir)
     pred_dir = result.run_dir / "predictions"
-    records = predict_files(predictor, list_images(data / "test" / "images"), pred_dir, progress=progress)
+    records = predict_files(
+        predictor, list_images(data / "test" / "images"), pred_dir, progress=progress
+    )
     atomic_write_text(pred_dir / "predictions.json", json.dumps(records, indent=1))
 
     report = finish_run(result.run_dir, log=lambda _: None)

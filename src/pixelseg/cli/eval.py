@@ -39,8 +39,17 @@ def data_root_of(run: str) -> str:
 def run(args: argparse.Namespace) -> int:
     data = args.data or data_root_of(args.run)
     window = parse_size(args.window, "--window") if args.window else None
-    result = evaluate_run(args.run, data, args.split, args.format, args.batch_size, args.tta,
-                          window, device=args.device, progress=not args.quiet)
+    result = evaluate_run(
+        args.run,
+        data,
+        args.split,
+        args.format,
+        args.batch_size,
+        args.tta,
+        window,
+        device=args.device,
+        progress=not args.quiet,
+    )
     print(format_eval(result))
     print(f"saved {save_eval(result, args.run)}")
     return 0

@@ -29,9 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tta", action="store_true", help="test-time augmentation (flips)")
     p.add_argument("--window", help="sliding-window inference with this HxW window")
-    p.add_argument("--instances", action="store_true",
-                   help="split each class into connected objects: JSON + instance overlay")
-    p.add_argument("--min-area", type=int, default=16, help="drop objects smaller than this (pixels)")
+    p.add_argument(
+        "--instances",
+        action="store_true",
+        help="split each class into connected objects: JSON + instance overlay",
+    )
+    p.add_argument(
+        "--min-area", type=int, default=16, help="drop objects smaller than this (pixels)"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
 
@@ -56,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = load(args.run, args.device)
     window = parse_size(args.window, "--window") if args.window else None
     out = Path(args.out)
+
     def more_outputs(image, probs, stem):
         """Uncertainty map always; objects with --instances."""
         class_map = probs.argmax(0)
@@ -69,8 +75,15 @@ def run(args: argparse.Namespace) -> int:
             record["objects"] = len(objects)
         return record
 
-    records = predict_files(predictor, paths, out, tta=args.tta, window=window,
-                            progress=not args.quiet, extra=more_outputs)
+    records = predict_files(
+        predictor,
+        paths,
+        out,
+        tta=args.tta,
+        window=window,
+        progress=not args.quiet,
+        extra=more_outputs,
+    )
     atomic_write_text(out / "predictions.json", json.dumps(records, indent=1))
     print(f"{len(records)} images segmented; masks and overlays in {out}")
     return 0

@@ -43,17 +43,28 @@ def run(args: argparse.Namespace) -> int:
     names = args.corruptions.split(",") if args.corruptions else None
     for name in names or []:
         if name not in CORRUPTIONS:
-            raise PixelsegError(f"--corruptions {name}: unknown; choose from {', '.join(CORRUPTIONS)}")
+            raise PixelsegError(
+                f"--corruptions {name}: unknown; choose from {', '.join(CORRUPTIONS)}"
+            )
     try:
         severities = [int(s) for s in args.severities.split(",")]
     except ValueError:
-        raise PixelsegError(f"--severities {args.severities}: expected numbers like 1,3,5") from None
+        raise PixelsegError(
+            f"--severities {args.severities}: expected numbers like 1,3,5"
+        ) from None
 
     def predict_fn(images):
         return [predictor.predict(im) for im in images]
 
-    result = run_robustness(predict_fn, samples, predictor.num_classes, names, severities,
-                            seed=args.seed, progress=not args.quiet)
+    result = run_robustness(
+        predict_fn,
+        samples,
+        predictor.num_classes,
+        names,
+        severities,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     consistency = prediction_consistency(predict_fn, [s.image for s in samples])
     out = run_dir / "robustness"
     atomic_write_text(out / "robustness.json", json.dumps(result.to_dict(), indent=1))

@@ -26,21 +26,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--deterministic", action="store_true", help="bit-for-bit reproducible run")
-    p.add_argument("--skip-bad", action="store_true", help="train without bad samples (listed in the run)")
+    p.add_argument(
+        "--skip-bad", action="store_true", help="train without bad samples (listed in the run)"
+    )
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
-    p.add_argument("--seeds", type=int, default=1, metavar="N",
-                   help="train N times with seeds seed, seed+1, ... and report mean and std")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N times with seeds seed, seed+1, ... and report mean and std",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4 model.depth=3")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4 model.depth=3"
+    )
 
 
 def cli_overrides(args: argparse.Namespace) -> list[str]:
     """Named flags become key=value overrides placed before the free-form ones."""
     pairs = []
-    for flag, key in [("data", "data.root"), ("format", "data.format"), ("model", "model.name"),
-                      ("name", "name"), ("out_dir", "out_dir"), ("epochs", "train.epochs"),
-                      ("batch_size", "train.batch_size"), ("lr", "train.lr"), ("seed", "train.seed"),
-                      ("device", "train.device")]:
+    for flag, key in [
+        ("data", "data.root"),
+        ("format", "data.format"),
+        ("model", "model.name"),
+        ("name", "name"),
+        ("out_dir", "out_dir"),
+        ("epochs", "train.epochs"),
+        ("batch_size", "train.batch_size"),
+        ("lr", "train.lr"),
+        ("seed", "train.seed"),
+        ("device", "train.device"),
+    ]:
         value = getattr(args, flag)
         if value is not None:
             pairs.append(f"{key}={value}")
@@ -66,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
         if args.seeds > 1:
             return train_seeds(cfg, args.seeds, progress=not args.quiet)
         result = train(cfg, progress=not args.quiet)
-    print(f"best val mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
-          f"{result.seconds:.0f}s; run in {result.run_dir}")
+    print(
+        f"best val mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
+        f"{result.seconds:.0f}s; run in {result.run_dir}"
+    )
     if is_main_process():
         finish_run(result.run_dir)
     return 0
@@ -91,9 +110,16 @@ def train_seeds(cfg, n: int, progress: bool = True) -> int:
         print(f"\n== seed {run_cfg.train.seed} ({k + 1}/{n}) ==")
         result = train(run_cfg, progress=progress)
         last = result.history[-1]
-        finals.append({"seed": run_cfg.train.seed, "best_val_miou": result.best_miou,
-                       "final_val_miou": last["val_miou"], "final_val_loss": last["val_loss"],
-                       "final_train_loss": last["train_loss"], "run": str(result.run_dir)})
+        finals.append(
+            {
+                "seed": run_cfg.train.seed,
+                "best_val_miou": result.best_miou,
+                "final_val_miou": last["val_miou"],
+                "final_val_loss": last["val_loss"],
+                "final_train_loss": last["train_loss"],
+                "run": str(result.run_dir),
+            }
+        )
     numeric = [{k: v for k, v in f.items() if k not in ("seed", "run")} for f in finals]
     summary = summarize_seeds(numeric)
     path = Path(cfg.out_dir) / f"{base_name}-seeds.json"

@@ -53,7 +53,9 @@ def resolve_format(root: str | Path, format: str = "auto") -> DatasetFormat:
         raise PixelsegError(f"{root}: dataset folder not found")
     if format != "auto":
         if format not in _FORMATS:
-            raise PixelsegError(f"--format {format}: unknown; choose from {', '.join(sorted(_FORMATS))}")
+            raise PixelsegError(
+                f"--format {format}: unknown; choose from {', '.join(sorted(_FORMATS))}"
+            )
         return _FORMATS[format]
     for fmt in sorted(_FORMATS.values(), key=lambda f: f.priority):
         if fmt.detect(root):
@@ -70,6 +72,7 @@ def open_split(root: str | Path, split: str, format: str = "auto") -> Segmentati
     available = fmt.splits(Path(root))
     if split not in available:
         raise PixelsegError(
-            f"{root}: split {split!r} not found ({fmt.name} layout has: {', '.join(available) or 'none'})"
+            f"{root}: split {split!r} not found "
+            f"({fmt.name} layout has: {', '.join(available) or 'none'})"
         )
     return fmt.open(Path(root), split)

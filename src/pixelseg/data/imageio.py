@@ -106,7 +106,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def write_png(path: str | Path, array: np.ndarray, palette: list[tuple[int, int, int]] | None = None) -> None:
+def write_png(
+    path: str | Path, array: np.ndarray, palette: list[tuple[int, int, int]] | None = None
+) -> None:
     """Write an RGB image, or a class-id mask as a palette PNG when ``palette`` is given."""
     import io
 

@@ -17,7 +17,9 @@ from .source import SegmentationSource
 
 
 class SegmentationDataset(Dataset):
-    def __init__(self, source: SegmentationSource, transform, seed: int = 0, cache: bool = False) -> None:
+    def __init__(
+        self, source: SegmentationSource, transform, seed: int = 0, cache: bool = False
+    ) -> None:
         self.source = source
         self.transform = transform
         self.seed = seed
@@ -40,8 +42,10 @@ class SegmentationDataset(Dataset):
         image, mask = self._decoded(index)
         rng = np.random.default_rng([self.seed, key // len(self.source), index])
         image, mask = self.transform(image, mask, rng)
-        return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
-                torch.from_numpy(np.ascontiguousarray(mask)))
+        return (
+            torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
+            torch.from_numpy(np.ascontiguousarray(mask)),
+        )
 
 
 class EpochSampler(Sampler[int]):
@@ -51,7 +55,9 @@ class EpochSampler(Sampler[int]):
     number of samples (the permutation is padded by wrapping), as DistributedSampler does.
     """
 
-    def __init__(self, n: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, n: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.n, self.shuffle, self.seed = n, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
@@ -92,17 +98,32 @@ def pad_collate(batch):
 def default_num_workers() -> int:
     """Workers that decode while the model computes; on 2 cores, decoding in the main process
     is faster than competing with the model's threads."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     return 0 if cores <= 2 else min(8, cores // 2)
 
 
-def build_loader(dataset: SegmentationDataset, batch_size: int, shuffle: bool, seed: int = 0,
-                 num_workers: int = -1, drop_last: bool = False, rank: int = 0, world_size: int = 1,
-                 pin_memory: bool = False) -> DataLoader:
+def build_loader(
+    dataset: SegmentationDataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    num_workers: int = -1,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
     workers = default_num_workers() if num_workers < 0 else num_workers
     sampler = EpochSampler(len(dataset), shuffle, seed, rank, world_size)
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=pad_collate, drop_last=drop_last, pin_memory=pin_memory,
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=pad_collate,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
         persistent_workers=workers > 0,
     )

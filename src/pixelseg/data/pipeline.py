@@ -19,7 +19,9 @@ def open_train_val(data_cfg) -> tuple[SegmentationSource, SegmentationSource, Cl
     if train.classes.names != val.classes.names:
         raise PixelsegError(f"{data_cfg.root}: the train and val splits disagree on the classes")
     if train.classes.num_classes >= 255:
-        raise PixelsegError(f"{data_cfg.root}: {train.classes.num_classes} classes; at most 254 are supported")
+        raise PixelsegError(
+            f"{data_cfg.root}: {train.classes.num_classes} classes; at most 254 are supported"
+        )
     return train, val, train.classes
 
 
@@ -27,8 +29,12 @@ def augment_params(aug_cfg) -> AugmentParams | None:
     if not aug_cfg.enabled:
         return None
     return AugmentParams(
-        rotation=aug_cfg.rotation, scale=tuple(aug_cfg.scale), hflip=aug_cfg.hflip,
-        vflip=aug_cfg.vflip, brightness=aug_cfg.brightness, contrast=aug_cfg.contrast,
+        rotation=aug_cfg.rotation,
+        scale=tuple(aug_cfg.scale),
+        hflip=aug_cfg.hflip,
+        vflip=aug_cfg.vflip,
+        brightness=aug_cfg.brightness,
+        contrast=aug_cfg.contrast,
         saturation=aug_cfg.saturation,
     )
 
@@ -42,5 +48,9 @@ def train_dataset(source: SegmentationSource, data_cfg, aug_cfg, seed: int) -> S
     return SegmentationDataset(source, transform, seed=seed, cache=data_cfg.cache)
 
 
-def eval_dataset(source: SegmentationSource, resize=None, cache: bool = False) -> SegmentationDataset:
-    return SegmentationDataset(source, EvalTransform(tuple(resize) if resize else None), cache=cache)
+def eval_dataset(
+    source: SegmentationSource, resize=None, cache: bool = False
+) -> SegmentationDataset:
+    return SegmentationDataset(
+        source, EvalTransform(tuple(resize) if resize else None), cache=cache
+    )

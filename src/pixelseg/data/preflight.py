@@ -33,29 +33,42 @@ def check_item(source: SegmentationSource, item: Item) -> str | None:
             return None
         mask = source.decode_mask(item)
         if (mask.shape[1], mask.shape[0]) != size:
-            return (f"{item.mask}: mask is {mask.shape[0]}x{mask.shape[1]} but image "
-                    f"{item.image.name} is {size[1]}x{size[0]}")
+            return (
+                f"{item.mask}: mask is {mask.shape[0]}x{mask.shape[1]} but image "
+                f"{item.image.name} is {size[1]}x{size[0]}"
+            )
         check_labels(mask, source.classes.num_classes, item.mask)
     except PixelsegError as e:
         return str(e)
     return None
 
 
-def preflight(sources: list[SegmentationSource], skip_bad: bool = False,
-              progress: bool = True) -> list[tuple[str, str]]:
+def preflight(
+    sources: list[SegmentationSource], skip_bad: bool = False, progress: bool = True
+) -> list[tuple[str, str]]:
     """Check every item; drop bad ones when ``skip_bad`` (returns (file, problem) pairs)."""
     skipped: list[tuple[str, str]] = []
     total = sum(len(s) for s in sources)
-    with ThreadPoolExecutor(4) as pool, tqdm(total=total, desc="checking data", unit="file",
-                                             leave=False, disable=not progress) as bar:
+    with (
+        ThreadPoolExecutor(4) as pool,
+        tqdm(
+            total=total, desc="checking data", unit="file", leave=False, disable=not progress
+        ) as bar,
+    ):
         for source in sources:
             problems = []
-            for item, problem in zip(source.items, pool.map(lambda it, s=source: check_item(s, it), source.items)):
+            for item, problem in zip(
+                source.items, pool.map(lambda it, s=source: check_item(s, it), source.items)
+            ):
                 bar.update()
                 if problem:
                     problems.append((item, problem))
             if problems and not skip_bad:
-                more = f" (and {len(problems) - 1} more problems; see pixelseg check-data)" if len(problems) > 1 else ""
+                more = (
+                    f" (and {len(problems) - 1} more problems; see pixelseg check-data)"
+                    if len(problems) > 1
+                    else ""
+                )
                 raise PixelsegError(problems[0][1] + more)
             if problems:
                 bad = {id(item) for item, _ in problems}

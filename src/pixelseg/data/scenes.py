@@ -22,8 +22,15 @@ from .sample import ClassTable
 
 SCENE_CLASSES = ClassTable(
     names=["background", "circle", "square", "triangle", "star", "cross", "ring"],
-    colours=[(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
-             (245, 130, 48), (145, 30, 180)],
+    colours=[
+        (0, 0, 0),
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+    ],
 )
 
 
@@ -39,14 +46,30 @@ def _regular(n: int, radius: float, rot: float, inner: float | None = None) -> n
 
 def _cross(radius: float, rot: float) -> np.ndarray:
     a, b = radius, radius * 0.36
-    pts = np.array([(-b, -a), (b, -a), (b, -b), (a, -b), (a, b), (b, b), (b, a), (-b, a),
-                    (-b, b), (-a, b), (-a, -b), (-b, -b)], dtype=float)
+    pts = np.array(
+        [
+            (-b, -a),
+            (b, -a),
+            (b, -b),
+            (a, -b),
+            (a, b),
+            (b, b),
+            (b, a),
+            (-b, a),
+            (-b, b),
+            (-a, b),
+            (-a, -b),
+            (-b, -b),
+        ],
+        dtype=float,
+    )
     c, s = math.cos(rot), math.sin(rot)
     return pts @ np.array([[c, s], [-s, c]])
 
 
-def _shape_mask(cls: int, size: tuple[int, int], cx: float, cy: float, r: float,
-                rot: float) -> np.ndarray:
+def _shape_mask(
+    cls: int, size: tuple[int, int], cx: float, cy: float, r: float, rot: float
+) -> np.ndarray:
     h, w = size
     canvas = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(canvas)
@@ -69,7 +92,9 @@ def _shape_mask(cls: int, size: tuple[int, int], cx: float, cy: float, r: float,
     return np.asarray(canvas, dtype=bool)
 
 
-def _contrasting_colour(rng: np.random.Generator, behind: np.ndarray, min_dist: float = 90.0) -> np.ndarray:
+def _contrasting_colour(
+    rng: np.random.Generator, behind: np.ndarray, min_dist: float = 90.0
+) -> np.ndarray:
     """A random colour at least ``min_dist`` (RGB distance) from ``behind``, so every object is
     visible to a person; the classes still differ only by shape, never by colour."""
     for _ in range(50):
@@ -106,8 +131,15 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     img = c1 * (1 - t[:, :, None]) + c2 * t[:, :, None]
     # Low-frequency blotches so colour alone never tells object from background.
     blot = rng.normal(0, 1, (max(2, h // 16), max(2, w // 16), 3))
-    blot = np.asarray(Image.fromarray(((blot * 12 + 128).clip(0, 255)).astype(np.uint8)).resize(
-        (w, h), Image.BILINEAR), dtype=float) - 128
+    blot = (
+        np.asarray(
+            Image.fromarray(((blot * 12 + 128).clip(0, 255)).astype(np.uint8)).resize(
+                (w, h), Image.BILINEAR
+            ),
+            dtype=float,
+        )
+        - 128
+    )
     img = img + blot
     # Clutter: a few thin lines and small dots, all background, in colours near the local
     # background so they read as clutter, not as objects.
@@ -127,8 +159,9 @@ def _background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(pil, dtype=float)
 
 
-def generate_scene(seed: int, size: tuple[int, int] = (128, 128),
-                   objects: tuple[int, int] = (3, 6)) -> tuple[np.ndarray, np.ndarray]:
+def generate_scene(
+    seed: int, size: tuple[int, int] = (128, 128), objects: tuple[int, int] = (3, 6)
+) -> tuple[np.ndarray, np.ndarray]:
     """One scene: (H, W, 3) uint8 image and (H, W) int64 mask with ids of SCENE_CLASSES."""
     h, w = size
     if h < 16 or w < 16:
@@ -154,8 +187,13 @@ def generate_scene(seed: int, size: tuple[int, int] = (128, 128),
     return image.clip(0, 255).astype(np.uint8), mask
 
 
-def write_scenes(root: str | Path, counts: dict[str, int], size: tuple[int, int] = (128, 128),
-                 seed: int = 0, progress: bool = True) -> Path:
+def write_scenes(
+    root: str | Path,
+    counts: dict[str, int],
+    size: tuple[int, int] = (128, 128),
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """Write scenes in the mask-folder layout: ``root/{split}/images|masks`` + classes.yaml.
 
     Seeds differ per split, so no scene appears in two splits.

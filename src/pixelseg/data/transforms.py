@@ -27,7 +27,9 @@ class AugmentParams:
     saturation: float = 0.2
 
 
-def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def resize_pair(
+    image: np.ndarray, mask: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     h, w = size
     if image.shape[:2] == (h, w):
         return image, mask
@@ -36,8 +38,9 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> t
     return img, msk.astype(np.int64)
 
 
-def affine_pair(image: np.ndarray, mask: np.ndarray, angle_deg: float, scale: float,
-                hflip: bool, vflip: bool) -> tuple[np.ndarray, np.ndarray]:
+def affine_pair(
+    image: np.ndarray, mask: np.ndarray, angle_deg: float, scale: float, hflip: bool, vflip: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Rotate/scale/flip about the centre, keeping the size. Exposed mask pixels -> ignore."""
     h, w = mask.shape
     cx, cy = w / 2, h / 2  # PIL samples at pixel centres (x + 0.5): the centre is w/2
@@ -48,14 +51,18 @@ def affine_pair(image: np.ndarray, mask: np.ndarray, angle_deg: float, scale: fl
     m = np.array([[fx * cos, fx * sin], [-fy * sin, fy * cos]])
     offset = np.array([cx, cy]) - m @ np.array([cx, cy])
     coeffs = (m[0, 0], m[0, 1], offset[0], m[1, 0], m[1, 1], offset[1])
-    img = Image.fromarray(image).transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR, fillcolor=(0, 0, 0))
+    img = Image.fromarray(image).transform(
+        (w, h), Image.AFFINE, coeffs, Image.BILINEAR, fillcolor=(0, 0, 0)
+    )
     msk = Image.fromarray(mask.astype(np.uint8)).transform(
-        (w, h), Image.AFFINE, coeffs, Image.NEAREST, fillcolor=IGNORE_INDEX)
+        (w, h), Image.AFFINE, coeffs, Image.NEAREST, fillcolor=IGNORE_INDEX
+    )
     return np.asarray(img), np.asarray(msk).astype(np.int64)
 
 
-def random_crop_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int],
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def random_crop_pair(
+    image: np.ndarray, mask: np.ndarray, size: tuple[int, int], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Crop to ``size``; pad first (image 0, mask ignore) where the image is smaller."""
     ch, cw = size
     h, w = mask.shape
@@ -66,7 +73,7 @@ def random_crop_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int],
         h, w = mask.shape
     y = int(rng.integers(0, h - ch + 1))
     x = int(rng.integers(0, w - cw + 1))
-    return image[y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw]
+    return image[y : y + ch, x : x + cw], mask[y : y + ch, x : x + cw]
 
 
 def colour_jitter(image: np.ndarray, p: AugmentParams, rng: np.random.Generator) -> np.ndarray:
@@ -86,8 +93,12 @@ def colour_jitter(image: np.ndarray, p: AugmentParams, rng: np.random.Generator)
 class TrainTransform:
     """resize -> rotate/scale/flip -> random crop -> colour jitter (each optional)."""
 
-    def __init__(self, params: AugmentParams | None, crop_size: tuple[int, int] | None = None,
-                 resize: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        params: AugmentParams | None,
+        crop_size: tuple[int, int] | None = None,
+        resize: tuple[int, int] | None = None,
+    ) -> None:
         self.p = params
         self.crop_size = crop_size
         self.resize = resize

@@ -36,13 +36,23 @@ class Predictor:
     def num_classes(self) -> int:
         return self.classes.num_classes
 
-    def predict_proba(self, image: np.ndarray, tta: bool = False, scales=(1.0,),
-                      window: tuple[int, int] | None = None) -> np.ndarray:
+    def predict_proba(
+        self,
+        image: np.ndarray,
+        tta: bool = False,
+        scales=(1.0,),
+        window: tuple[int, int] | None = None,
+    ) -> np.ndarray:
         """(H, W, 3) uint8 -> (C, H, W) float32 probabilities at the input's size."""
         return self.predict_proba_batch([image], tta, scales, window)[0]
 
-    def predict_proba_batch(self, images: list[np.ndarray], tta: bool = False, scales=(1.0,),
-                            window: tuple[int, int] | None = None) -> list[np.ndarray]:
+    def predict_proba_batch(
+        self,
+        images: list[np.ndarray],
+        tta: bool = False,
+        scales=(1.0,),
+        window: tuple[int, int] | None = None,
+    ) -> list[np.ndarray]:
         out = []
         for image in images:  # one at a time: sizes may differ
             x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(self.device)
@@ -80,9 +90,15 @@ def overlay(image: np.ndarray, class_map: np.ndarray, colours, alpha: float = 0.
     return blended.clip(0, 255).astype(np.uint8)
 
 
-def predict_files(predictor: Predictor, paths: list[Path], out_dir: Path, tta: bool = False,
-                  window: tuple[int, int] | None = None, progress: bool = True,
-                  extra=None) -> list[dict]:
+def predict_files(
+    predictor: Predictor,
+    paths: list[Path],
+    out_dir: Path,
+    tta: bool = False,
+    window: tuple[int, int] | None = None,
+    progress: bool = True,
+    extra=None,
+) -> list[dict]:
     """For each image write ``<stem>_mask.png`` (palette PNG of class ids) and
     ``<stem>_overlay.png``; ``extra(image, probs, stem)`` may write more and return a dict."""
     from tqdm import tqdm
@@ -94,12 +110,24 @@ def predict_files(predictor: Predictor, paths: list[Path], out_dir: Path, tta: b
         probs = predictor.predict_proba(image, tta=tta, window=window)
         class_map = probs.argmax(0)
         stem = Path(path).stem
-        write_png(out_dir / f"{stem}_mask.png", class_map.astype(np.uint8), predictor.classes.colours)
-        write_png(out_dir / f"{stem}_overlay.png", overlay(image, class_map, predictor.classes.colours))
-        record = {"image": str(path), "mask": str(out_dir / f"{stem}_mask.png"),
-                  "overlay": str(out_dir / f"{stem}_overlay.png"),
-                  "class_pixels": {predictor.classes.names[c]: int(n) for c, n in
-                                   enumerate(np.bincount(class_map.ravel(), minlength=predictor.num_classes)) if n}}
+        write_png(
+            out_dir / f"{stem}_mask.png", class_map.astype(np.uint8), predictor.classes.colours
+        )
+        write_png(
+            out_dir / f"{stem}_overlay.png", overlay(image, class_map, predictor.classes.colours)
+        )
+        record = {
+            "image": str(path),
+            "mask": str(out_dir / f"{stem}_mask.png"),
+            "overlay": str(out_dir / f"{stem}_overlay.png"),
+            "class_pixels": {
+                predictor.classes.names[c]: int(n)
+                for c, n in enumerate(
+                    np.bincount(class_map.ravel(), minlength=predictor.num_classes)
+                )
+                if n
+            },
+        }
         if extra is not None:
             record.update(extra(image, probs, stem) or {})
         records.append(record)

@@ -33,11 +33,18 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def save_checkpoint(folder: str | Path, tag: str, model: nn.Module, meta: dict[str, Any],
-                    optimizer: torch.optim.Optimizer | None = None) -> Path:
+def save_checkpoint(
+    folder: str | Path,
+    tag: str,
+    model: nn.Module,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
     folder = Path(folder)
     bare = _unwrap(model)
-    atomic_write_bytes(folder / f"{tag}.safetensors", save_bytes(_tensors_for_saving(bare.state_dict())))
+    atomic_write_bytes(
+        folder / f"{tag}.safetensors", save_bytes(_tensors_for_saving(bare.state_dict()))
+    )
     sidecar = {"model": bare.pixelseg_spec, **meta}
     if optimizer is not None:
         opt = optimizer.state_dict()
@@ -48,7 +55,9 @@ def save_checkpoint(folder: str | Path, tag: str, model: nn.Module, meta: dict[s
                     tensors[f"{idx}.{key}"] = value
                 else:
                     scalars[f"{idx}.{key}"] = value
-        atomic_write_bytes(folder / f"{tag}.optim.safetensors", save_bytes(_tensors_for_saving(tensors)))
+        atomic_write_bytes(
+            folder / f"{tag}.optim.safetensors", save_bytes(_tensors_for_saving(tensors))
+        )
         sidecar["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
     atomic_write_text(folder / f"{tag}.json", json.dumps(sidecar, indent=1))
     return folder / f"{tag}.json"
@@ -61,14 +70,18 @@ def read_sidecar(path: str | Path) -> dict:
     if path.suffix != ".json":
         path = path.with_suffix(".json")
     if not path.is_file():
-        raise PixelsegError(f"{path}: checkpoint not found (expected a run folder or a checkpoint .json)")
+        raise PixelsegError(
+            f"{path}: checkpoint not found (expected a run folder or a checkpoint .json)"
+        )
     try:
         return {**json.loads(path.read_text()), "_path": str(path)}
     except json.JSONDecodeError as e:
         raise PixelsegError(f"{path}: damaged checkpoint sidecar ({e})") from None
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict]:
     """Rebuild the model from the sidecar and load its weights. Returns (model, sidecar)."""
     meta = read_sidecar(path)
     spec = meta["model"]
@@ -80,7 +93,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise PixelsegError(f"{weights}: cannot read weights ({e})") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise PixelsegError(f"{weights}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise PixelsegError(
+            f"{weights}: weights do not fit the model "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return model.to(map_location), meta
 
 

@@ -15,8 +15,9 @@ def _probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x).float().softmax(1)
 
 
-def sliding_window_probs(model: nn.Module, x: torch.Tensor, window: tuple[int, int],
-                         overlap: float = 1 / 3) -> torch.Tensor:
+def sliding_window_probs(
+    model: nn.Module, x: torch.Tensor, window: tuple[int, int], overlap: float = 1 / 3
+) -> torch.Tensor:
     """Average softmax over overlapping windows covering ``x`` (B, 3, H, W)."""
     b, _, h, w = x.shape
     wh, ww = min(window[0], h), min(window[1], w)
@@ -26,17 +27,22 @@ def sliding_window_probs(model: nn.Module, x: torch.Tensor, window: tuple[int, i
     total, count = None, torch.zeros(1, 1, h, w, device=x.device)
     for y in ys:
         for x0 in xs:
-            p = _probs(model, x[:, :, y:y + wh, x0:x0 + ww])
+            p = _probs(model, x[:, :, y : y + wh, x0 : x0 + ww])
             if total is None:
                 total = torch.zeros(b, p.shape[1], h, w, device=x.device)
-            total[:, :, y:y + wh, x0:x0 + ww] += p
-            count[:, :, y:y + wh, x0:x0 + ww] += 1
+            total[:, :, y : y + wh, x0 : x0 + ww] += p
+            count[:, :, y : y + wh, x0 : x0 + ww] += 1
     return total / count
 
 
 @torch.no_grad()
-def predict_probs(model: nn.Module, x: torch.Tensor, tta: bool = False,
-                  scales: tuple[float, ...] = (1.0,), window: tuple[int, int] | None = None) -> torch.Tensor:
+def predict_probs(
+    model: nn.Module,
+    x: torch.Tensor,
+    tta: bool = False,
+    scales: tuple[float, ...] = (1.0,),
+    window: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """(B, 3, H, W) normalised -> (B, C, H, W) probabilities.
 
     ``tta`` adds the horizontal flip; ``scales`` runs resized copies and resizes back;
@@ -46,7 +52,11 @@ def predict_probs(model: nn.Module, x: torch.Tensor, tta: bool = False,
     h, w = x.shape[-2:]
     total, n = None, 0
     for s in scales:
-        xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+        xs = (
+            x
+            if s == 1.0
+            else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+        )
         for flip in (False, True) if tta else (False,):
             xi = xs.flip(-1) if flip else xs
             p = sliding_window_probs(model, xi, window) if window else _probs(model, xi)

@@ -56,7 +56,9 @@ def list_models() -> list[ModelEntry]:
 def get_entry(name: str) -> ModelEntry:
     _ensure_loaded()
     if name not in _REGISTRY:
-        raise PixelsegError(f"model: unknown model {name!r}; choose from {', '.join(sorted(_REGISTRY))}")
+        raise PixelsegError(
+            f"model: unknown model {name!r}; choose from {', '.join(sorted(_REGISTRY))}"
+        )
     return _REGISTRY[name]
 
 

@@ -52,7 +52,9 @@ def pair_files(image_dir: Path, mask_dir: Path, stems: list[str] | None = None) 
     items = []
     for stem in stems:
         if stem not in images:
-            raise PixelsegError(f"{image_dir / stem}: listed in the split file but no image has this name")
+            raise PixelsegError(
+                f"{image_dir / stem}: listed in the split file but no image has this name"
+            )
         if stem not in masks:
             raise PixelsegError(f"{images[stem]}: image has no mask in {mask_dir}")
         items.append(Item(images[stem], masks[stem], stem))
@@ -100,7 +102,11 @@ def open_source(root: Path, split: str) -> MaskFolderSource:
 def open_source_items(root: Path, split: str) -> list[Item]:
     if _pair_dir(root / split):
         return pair_files(root / split / "images", root / split / "masks")
-    stems = [Path(s.split()[0]).stem for s in (root / f"{split}.txt").read_text().splitlines() if s.strip()]
+    stems = [
+        Path(s.split()[0]).stem
+        for s in (root / f"{split}.txt").read_text().splitlines()
+        if s.strip()
+    ]
     return pair_files(root / "images", root / "masks", stems)
 
 
