@@ -41,6 +41,10 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+    # Where rotation/scale/flip and colour jitter run: "auto" (on the training device when it
+    # is a GPU, per sample in the loader on CPU: measured faster there, bench/train_speed.py),
+    # true (batched on the device with kornia) or false (per sample, PIL/numpy).
+    on_device: str | bool = "auto"
 
 
 @dataclass
@@ -63,7 +67,21 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"  # auto | cpu | cuda | mps
-    max_steps_per_epoch: int | None = None  # cap (quick experiments and tests)
+    max_steps_per_epoch: int | None = None  # cap on loader batches (quick experiments and tests)
+    # Batching. batch_size is images per forward pass in each process; one optimizer step sees
+    # batch_size x processes x accumulate images. global_batch_size, when set, fixes that product
+    # instead and batch_size is derived from it, so a recipe means the same on 1 or N GPUs.
+    accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
+    global_batch_size: int | None = None
+    clip_grad_norm: float = 0.0  # max global L2 norm of the gradients; 0 = off
+    ema_decay: float = 0.0  # EMA of the weights (e.g. 0.999), evaluated and saved as best; 0 = off
+    early_stop_patience: int = 0  # stop after this many epochs without a better val mIoU; 0 = off
+    nan_rollback: bool = False  # on NaN/inf loss: roll back to the last epoch's state, halve the lr
+    nan_max_retries: int = 3  # rollbacks allowed per run before giving up with an error
+    compile: bool = False  # torch.compile the model (slow first steps; pays off on long GPU runs)
+    compile_backend: str = "inductor"  # torch.compile backend (aot_eager: no C++ compiler needed)
+    sync_bn: bool = False  # SyncBatchNorm across processes (CUDA + torchrun only)
+    threads: int = 0  # CPU threads per process; 0 = the cores we were given / local processes
 
 
 @dataclass
@@ -139,7 +157,9 @@ def _apply(obj: Any, data: dict, prefix: str) -> None:
             obj.knobs[key] = value  # a model knob, validated by create_model
             continue
         if key not in names:
-            raise PixelsegError(f"{full}: unknown configuration key; valid keys: {', '.join(sorted(names))}")
+            raise PixelsegError(
+                f"{full}: unknown configuration key; valid keys: {', '.join(sorted(names))}"
+            )
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
@@ -172,8 +192,11 @@ def parse_overrides(pairs: list[str]) -> dict:
     return nested
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                base: RunConfig | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: RunConfig | None = None,
+) -> RunConfig:
     """Defaults <- YAML file <- ``key=value`` overrides, in that order."""
     cfg = base or RunConfig()
     if path is not None:
@@ -205,9 +228,45 @@ def validate(cfg: RunConfig) -> None:
         raise PixelsegError(f"train.schedule: {t.schedule!r} is not none, cosine, poly or step")
     if t.optimizer not in ("adam", "adamw", "sgd"):
         raise PixelsegError(f"train.optimizer: {t.optimizer!r} is not adam, adamw or sgd")
+    _validate_train_engine(t)
+    od = cfg.augment.on_device
+    if isinstance(od, str) and od != "auto":
+        raise PixelsegError(f"augment.on_device: expected auto, true or false, got {od!r}")
     for key in ("crop_size", "resize"):
         v = getattr(cfg.data, key)
         if v is not None and (len(v) != 2 or min(v) < 1):
             raise PixelsegError(f"data.{key}: expected [H, W] with positive sizes, got {v}")
     if len(cfg.augment.scale) != 2 or not 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]:
-        raise PixelsegError(f"augment.scale: expected [min, max] with 0 < min <= max, got {cfg.augment.scale}")
+        raise PixelsegError(
+            f"augment.scale: expected [min, max] with 0 < min <= max, got {cfg.augment.scale}"
+        )
+
+
+def _validate_train_engine(t: TrainConfig) -> None:
+    """Bounds of the training-engine keys (batching, stability, stopping, compilation)."""
+    if t.accumulate < 1:
+        raise PixelsegError(f"train.accumulate: must be >= 1, got {t.accumulate}")
+    if t.global_batch_size is not None and t.global_batch_size < 1:
+        raise PixelsegError(
+            f"train.global_batch_size: must be >= 1 (or null), got {t.global_batch_size}"
+        )
+    if t.clip_grad_norm < 0:
+        raise PixelsegError(f"train.clip_grad_norm: must be >= 0 (0 = off), got {t.clip_grad_norm}")
+    if not 0 <= t.ema_decay < 1:
+        raise PixelsegError(
+            f"train.ema_decay: must be in [0, 1) (0 = off; typical 0.999), got {t.ema_decay}"
+        )
+    if t.early_stop_patience < 0:
+        raise PixelsegError(
+            f"train.early_stop_patience: must be >= 0 (0 = off), got {t.early_stop_patience}"
+        )
+    if t.nan_max_retries < 0:
+        raise PixelsegError(f"train.nan_max_retries: must be >= 0, got {t.nan_max_retries}")
+    if t.threads < 0:
+        raise PixelsegError(f"train.threads: must be >= 0 (0 = from the cores), got {t.threads}")
+    if t.warmup_epochs < 0:
+        raise PixelsegError(f"train.warmup_epochs: must be >= 0, got {t.warmup_epochs}")
+    if t.max_steps_per_epoch is not None and t.max_steps_per_epoch < 1:
+        raise PixelsegError(
+            f"train.max_steps_per_epoch: must be >= 1 (or null), got {t.max_steps_per_epoch}"
+        )

@@ -1,5 +1,6 @@
 """Device choice and precision: bf16 autocast on CUDA only (bf16 on CPUs without AVX-512 is
-hundreds of times slower than fp32), channels_last on CUDA, CPU threads from the cores we have."""
+hundreds of times slower than fp32), channels_last on CUDA, CPU threads from the cores we have,
+and opt-in ``torch.compile``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import os
 
 import torch
+from torch import nn
 
 from ..errors import PixelsegError
 
@@ -17,26 +19,37 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def pick_device(name: str = "auto") -> torch.device:
+def pick_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
+    """The device named in ``train.device``. Under torchrun a bare ``cuda`` means this
+    process's GPU (``LOCAL_RANK``), so N processes never pile onto cuda:0."""
+    if local_rank is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            return torch.device("cuda", local_rank)
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise PixelsegError(f"train.device={name}: CUDA is not available on this machine")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    has_mps = getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    if name == "mps" and not has_mps:
         raise PixelsegError("train.device=mps: MPS is not available on this machine")
     if name not in ("cpu", "mps") and not name.startswith("cuda"):
         raise PixelsegError(f"train.device={name}: expected auto, cpu, cuda[:N] or mps")
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
     return torch.device(name)
 
 
-def configure_threads(device: torch.device, world_size: int = 1) -> None:
-    """On CPU use every core we were given, split between local processes."""
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, available_cores() // max(1, world_size)))
+def configure_threads(device: torch.device, local_processes: int = 1, threads: int = 0) -> int:
+    """On CPU use every core we were given, split between the processes of this machine
+    (oversubscribed OpenMP threads wait at each other's barriers). Returns the thread count."""
+    if device.type != "cpu":
+        return torch.get_num_threads()
+    n = threads or max(1, available_cores() // max(1, local_processes))
+    torch.set_num_threads(n)
+    return n
 
 
 def autocast(device: torch.device):
@@ -47,3 +60,25 @@ def autocast(device: torch.device):
 
 def memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def augment_on_device(setting: str | bool, device: torch.device) -> bool:
+    """Resolve ``augment.on_device``: "auto" batches augmentation on GPUs only. On CPU the
+    per-sample path measured faster (bench/train_speed.py): it overlaps with nothing either
+    way, and PIL's integer warps beat float grid sampling of the whole batch."""
+    if isinstance(setting, bool):
+        return setting
+    return device.type == "cuda"
+
+
+def maybe_compile(model: nn.Module, enabled: bool, backend: str = "inductor") -> nn.Module:
+    """``torch.compile(model)`` when asked, else the model itself.
+
+    Compilation is lazy: errors (no C++ compiler, an unsupported op) surface at the first
+    forward, where the trainer falls back to eager (see ``Trainer``).
+    """
+    if not enabled:
+        return model
+    if not hasattr(torch, "compile"):
+        raise PixelsegError("train.compile=true: this torch has no torch.compile (needs >= 2.0)")
+    return torch.compile(model, backend=backend)

@@ -1,15 +1,23 @@
-"""torchrun support: process-group set-up from the environment torchrun provides.
+"""torchrun support: process-group set-up from the environment torchrun provides, and the few
+collectives the trainer needs (broadcast the run folder, reduce metrics, agree on NaN).
 
 Without torchrun (no WORLD_SIZE), everything here is a no-op and rank 0 of 1 is assumed.
+See docs/distributed.md for launching.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Sampler
+
+from ..errors import PixelsegError
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,7 @@ class DistInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    local_world_size: int = 1  # processes on this machine (CPU threads are split between them)
 
     @property
     def is_main(self) -> bool:
@@ -28,15 +37,30 @@ class DistInfo:
 
 
 def init_distributed(device_type: str) -> DistInfo:
+    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world <= 1:
         return DistInfo()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)
-    return DistInfo(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size())
+        # Torn down once at exit, not after each fit(): a process may train several runs (seeds,
+        # tuning trials) and re-creating the rendezvous store on the same port is fragile.
+        atexit.register(_destroy)
+    return DistInfo(
+        dist.get_rank(),
+        local_rank,
+        dist.get_world_size(),
+        int(os.environ.get("LOCAL_WORLD_SIZE", world)),
+    )
+
+
+def _destroy() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def broadcast_object(obj, info: DistInfo):
@@ -48,6 +72,15 @@ def broadcast_object(obj, info: DistInfo):
     return box[0]
 
 
+def broadcast_or_raise(value, error: str | None, info: DistInfo):
+    """Rank 0 either made ``value`` or failed with ``error``; every rank returns the value or
+    raises the same PixelsegError, so no rank is left waiting in a collective that never comes."""
+    value, error = broadcast_object((value, error), info)
+    if error is not None:
+        raise PixelsegError(error)
+    return value
+
+
 def reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         value = value.clone()
@@ -56,6 +89,58 @@ def reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value
 
 
-def shutdown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def any_rank(flag: torch.Tensor, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` (a bool tensor) is true on any rank."""
+    if info.enabled:
+        flag = flag.to(torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def sync_buffers(model: nn.Module, info: DistInfo) -> None:
+    """Make BatchNorm running statistics identical on every rank before evaluating/saving.
+
+    DDP broadcasts rank 0's buffers at the start of each forward, but the last training step
+    then updates each rank's copy from its own shard: without this, the ranks would evaluate
+    slightly different models and rank 0 would save one the others never evaluated. Float
+    buffers are averaged (a better estimate than any one rank's), the rest come from rank 0.
+    """
+    if not info.enabled:
+        return
+    for buf in model.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf)
+            buf /= info.world_size
+        else:
+            dist.broadcast(buf, src=0)
+
+
+def convert_sync_bn(
+    model: nn.Module, wanted: bool, device: torch.device, info: DistInfo
+) -> tuple[nn.Module, str]:
+    """SyncBatchNorm when asked and possible; returns (model, a note for the log or "")."""
+    if not wanted or not info.enabled:
+        return model, ""
+    if device.type != "cuda":
+        # torch's SyncBatchNorm only runs on GPUs; keep per-process statistics on CPU.
+        return model, (
+            "train.sync_bn: SyncBatchNorm needs CUDA; each process normalises with its own batch"
+        )
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model), ""
+
+
+class ShardSampler(Sampler[int]):
+    """Strided, padding-free shards for evaluation: rank r gets indices r, r+N, ...
+
+    Unlike the training sampler it never repeats a sample to even out the shards, so the
+    confusion matrices summed across ranks count every validation pixel exactly once.
+    """
+
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = list(range(rank, n, world_size))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)

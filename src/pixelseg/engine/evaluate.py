@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..constants import IGNORE_INDEX
 from ..data.transforms import Normalizer
 from ..metrics import ConfusionMatrix
 from .device import autocast
@@ -13,11 +14,21 @@ from .inference import predict_probs
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, normalizer: Normalizer, num_classes: int,
-             device: torch.device, loss_fn: nn.Module | None = None, progress: bool = False,
-             desc: str = "eval", tta: bool = False, window: tuple[int, int] | None = None,
-             on_batch=None) -> dict:
-    """Returns the ConfusionMatrix metrics plus ``loss`` (mean over batches).
+def evaluate(
+    model: nn.Module,
+    loader,
+    normalizer: Normalizer,
+    num_classes: int,
+    device: torch.device,
+    loss_fn: nn.Module | None = None,
+    progress: bool = False,
+    desc: str = "eval",
+    tta: bool = False,
+    window: tuple[int, int] | None = None,
+    on_batch=None,
+) -> dict:
+    """Returns the ConfusionMatrix metrics plus ``loss`` (mean over the split's labelled pixels,
+    so it does not depend on the batch size or on how the split is sharded across processes).
 
     With ``tta`` or ``window`` the loss is not computed (it would not be the model's loss).
     ``on_batch(probs_or_logits, predictions, masks)`` lets callers accumulate more metrics.
@@ -25,7 +36,7 @@ def evaluate(model: nn.Module, loader, normalizer: Normalizer, num_classes: int,
     model.eval()
     cm = ConfusionMatrix(num_classes, device)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    batches = torch.zeros((), device=device, dtype=torch.float64)
+    pixels = torch.zeros((), device=device, dtype=torch.float64)
     for images, masks in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
         images = normalizer(images.to(device, non_blocking=True))
         masks = masks.to(device, non_blocking=True)
@@ -35,8 +46,10 @@ def evaluate(model: nn.Module, loader, normalizer: Normalizer, num_classes: int,
             with autocast(device):
                 scores = model(images).float()
             if loss_fn is not None:
-                loss_sum += loss_fn(scores, masks).double()
-                batches += 1
+                # The loss is a mean over the batch's labelled pixels: weight it by their count.
+                n = (masks != IGNORE_INDEX).sum().double()
+                loss_sum += loss_fn(scores, masks).double() * n
+                pixels += n
         pred = scores.argmax(1)
         cm.update(pred, masks)
         if on_batch is not None:
@@ -44,7 +57,7 @@ def evaluate(model: nn.Module, loader, normalizer: Normalizer, num_classes: int,
     cm.all_reduce()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.all_reduce(loss_sum)
-        torch.distributed.all_reduce(batches)
+        torch.distributed.all_reduce(pixels)
     result = cm.compute()
-    result["loss"] = float(loss_sum / batches) if batches > 0 else None
+    result["loss"] = float(loss_sum / pixels) if pixels > 0 else None
     return result

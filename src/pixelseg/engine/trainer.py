@@ -1,37 +1,51 @@
 """The training loop: one epoch at a time, evaluate, log a row, checkpoint last and best.
 
 Everything that can fail on the user's input (config, data, model knobs) is checked before
-the run folder is created, so a bad input leaves nothing half-written.
+the run folder is created, so a bad input leaves nothing half-written. The same loop runs in
+one process or under torchrun (docs/distributed.md); only rank 0 writes files or logs.
 """
 
 from __future__ import annotations
 
-import json
-import random
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from ..config import RunConfig, load_config
-from ..data.imageio import atomic_write_text
-from ..data.loader import build_loader
-from ..data.pipeline import eval_dataset, open_train_val, train_dataset
+from ..constants import IGNORE_INDEX
+from ..data.pipeline import open_train_val
 from ..data.transforms import Normalizer
 from ..errors import PixelsegError
-from ..metrics import ConfusionMatrix
 from ..models import create_model
-from .checkpoint import load_checkpoint, load_optimizer_state, read_sidecar, save_checkpoint
-from .device import autocast, configure_threads, memory_format, pick_device
-from .distributed import DistInfo, broadcast_object, init_distributed, reduce_mean
+from .checkpoint import load_checkpoint, load_optimizer_state, read_sidecar
+from .device import autocast, configure_threads, maybe_compile, memory_format, pick_device
+from .distributed import (
+    DistInfo,
+    any_rank,
+    convert_sync_bn,
+    init_distributed,
+    reduce_mean,
+    sync_buffers,
+)
+from .ema import ModelEma
 from .evaluate import evaluate
+from .guard import NanGuard, NonFiniteLoss, weights_finite
+from .loaders import build_loaders
 from .losses import build_loss
+from .optim import (
+    grad_norm,
+    make_optimizer,
+    resolve_batch_size,
+    resolve_class_weights,
+    seed_everything,
+)
+from .run_folder import HEADER, create_run_folder, format_row, read_history, write_epoch
 from .schedule import lr_factor
-
 
 
 @dataclass
@@ -41,86 +55,51 @@ class TrainResult:
     best_epoch: int
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=False)
-        torch.backends.cudnn.benchmark = False
-
-
-def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    t = cfg.train
-    if t.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
-
-
-def resolve_class_weights(cfg: RunConfig, train_source) -> list[float] | None:
-    cw = cfg.train.class_weights
-    if cw is None or isinstance(cw, list):
-        return cw
-    if isinstance(cw, str):
-        from ..data import class_stats
-
-        return class_stats.weights_for_source(train_source, cw)
-    raise PixelsegError(f"train.class_weights: expected none, median, sqrt or a list, got {cw!r}")
-
-
-def new_run_dir(cfg: RunConfig) -> Path:
-    """A fresh folder; an explicit name that exists is an error, an automatic one gets a suffix."""
-    out = Path(cfg.out_dir)
-    if cfg.name:
-        run = out / cfg.name
-        if run.exists():
-            raise PixelsegError(f"{run}: run folder exists; choose another --name or resume it with --resume {run}")
-        return run
-    base = f"{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run, k = out / base, 1
-    while run.exists():
-        k += 1
-        run = out / f"{base}-{k}"
-    return run
-
-
-def format_row(row: dict) -> str:
-    return (f"{row['epoch']:>5d} {row['train_loss']:>10.4f} {row['train_pixel_accuracy']:>9.4f} "
-            f"{row['val_loss']:>9.4f} {row['val_pixel_accuracy']:>8.4f} {row['val_miou']:>8.4f} "
-            f"{row['lr']:>9.2e} {row['time_s']:>6.1f}s")
-
-
-HEADER = (f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_loss':>9} {'val_acc':>8} "
-          f"{'val_miou':>8} {'lr':>9} {'time':>7}")
+    stop_reason: str = "completed"  # or why training stopped early
 
 
 class Trainer:
-    """Holds the pieces of one run; ``fit()`` trains to the configured number of epochs."""
+    """Holds the pieces of one run; ``fit()`` trains to the configured number of epochs.
 
-    def __init__(self, cfg: RunConfig, resume: str | Path | None = None, progress: bool = True,
-                 log=print, on_epoch=None) -> None:
+    Set ``trainer.timer = StepTimer(device)`` (engine/timing.py) before ``fit()`` or
+    ``train_one_epoch()`` for a step-time breakdown; it is None, and costs nothing, by default.
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        resume: str | Path | None = None,
+        progress: bool = True,
+        log=print,
+        on_epoch=None,
+    ) -> None:
         """``on_epoch(row)`` is called after each epoch's evaluation with the metrics row;
         it may raise to stop training (a tuner pruning a trial)."""
-        self.cfg, self.progress, self.log, self.on_epoch = cfg, progress, log, on_epoch
-        self.device = pick_device(cfg.train.device)
-        self.dist: DistInfo = init_distributed(self.device.type)
-        configure_threads(self.device, self.dist.world_size)
-        seed_everything(cfg.train.seed + self.dist.rank, cfg.train.deterministic)
+        self.cfg, self.progress, self.on_epoch = cfg, progress, on_epoch
+        t = cfg.train
+        self.dist: DistInfo = init_distributed(pick_device(t.device).type)
+        self.log = log if self.dist.is_main else (lambda *a, **k: None)
+        self.device = pick_device(t.device, self.dist.local_rank)
+        self.threads = configure_threads(self.device, self.dist.local_world_size, t.threads)
+        seed_everything(t.seed + self.dist.rank, t.deterministic)
+        self.timer = None
 
         # 1. Everything that reads the user's input, before any file is written.
         self.train_source, self.val_source, self.classes = open_train_val(cfg.data)
         from ..data.preflight import preflight
 
-        self.skipped = preflight([self.train_source, self.val_source], skip_bad=cfg.data.skip_bad,
-                                 progress=progress and self.dist.is_main)
+        self.skipped = preflight(
+            [self.train_source, self.val_source],
+            skip_bad=cfg.data.skip_bad,
+            progress=progress and self.dist.is_main,
+        )
         nc = self.classes.num_classes
+        self.batch_size = resolve_batch_size(
+            t.batch_size, t.global_batch_size, self.dist.world_size, t.accumulate
+        )
         self.model = create_model(cfg.model.name, nc, 3, **cfg.model.knobs)
         weights = resolve_class_weights(cfg, self.train_source)
-        self.loss_fn = build_loss(cfg.train.loss, nc, weights).to(self.device)
+        self.loss_fn = build_loss(t.loss, nc, weights).to(self.device)
         self.eval_loss_fn = build_loss("ce", nc).to(self.device)
         self.normalizer = Normalizer()
         self.start_epoch, self.best_miou, self.best_epoch = 1, -1.0, 0
@@ -129,138 +108,279 @@ class Trainer:
         if resume is not None:
             resume_meta = read_sidecar(Path(resume) / "checkpoints" / "last.json")
             self.model, _ = load_checkpoint(resume_meta["_path"])
+        self.model, note = convert_sync_bn(self.model, t.sync_bn, self.device, self.dist)
+        if note:
+            self.log(note)
         self.model = self.model.to(self.device, memory_format=memory_format(self.device))
         self.optimizer = make_optimizer(self.model, cfg)
+        self.guard = NanGuard(t.nan_rollback, t.nan_max_retries, t.lr)
         if resume_meta is not None:
             load_optimizer_state(self.optimizer, resume_meta)
             self.start_epoch = resume_meta["epoch"] + 1
             self.best_miou, self.best_epoch = resume_meta["best_miou"], resume_meta["best_epoch"]
-        self.ddp_model = self.model
-        if self.dist.enabled:
+            self.guard.lr_scale = resume_meta.get("lr_scale", 1.0)
+        self.ddp_model: nn.Module = self.model
+        if self.dist.enabled:  # DDP broadcasts rank 0's weights here: every rank starts equal
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.ema = ModelEma(self.model, t.ema_decay) if t.ema_decay > 0 else None
+        if self.ema is not None and resume_meta is not None:
+            self.ema.resume(Path(resume) / "checkpoints" / "ema.json", self.log)
+        self.train_model = maybe_compile(self.ddp_model, t.compile, t.compile_backend)
+        self._compile_checked = not t.compile
 
-        # 2. Loaders.
-        t = cfg.train
-        ds = train_dataset(self.train_source, cfg.data, cfg.augment, t.seed)
-        self.train_loader = build_loader(
-            ds, t.batch_size, shuffle=True, seed=t.seed, num_workers=cfg.data.num_workers,
-            drop_last=len(ds) >= t.batch_size * self.dist.world_size, rank=self.dist.rank,
-            world_size=self.dist.world_size, pin_memory=self.device.type == "cuda")
-        vds = eval_dataset(self.val_source, cfg.data.resize, cache=cfg.data.cache)
-        self.val_loader = build_loader(
-            vds, t.batch_size, shuffle=False, num_workers=cfg.data.num_workers,
-            rank=self.dist.rank, world_size=self.dist.world_size)
+        # 2. Loaders (and, with augment.on_device, the batched augmentation).
+        loaders = build_loaders(
+            cfg, self.train_source, self.val_source, self.batch_size, self.device, self.dist
+        )
+        self.train_loader, self.val_loader = loaders.train, loaders.val
+        self.batch_aug = loaders.batch_augment
         steps = len(self.train_loader)
         if t.max_steps_per_epoch:
             steps = min(steps, t.max_steps_per_epoch)
-        self.steps_per_epoch = steps
-        self.total_steps = steps * t.epochs
-        self.warmup_steps = int(t.warmup_epochs * steps)
+        if steps < 1:
+            raise PixelsegError(f"{cfg.data.root}: the training split has no batches")
+        self.steps_per_epoch = steps  # loader batches (micro-batches)
+        self.optim_steps_per_epoch = -(-steps // t.accumulate)
+        self.total_steps = self.optim_steps_per_epoch * t.epochs
+        self.warmup_steps = int(t.warmup_epochs * self.optim_steps_per_epoch)
 
-        # 3. The run folder (rank 0 creates it; everyone learns its name).
+        # 3. The run folder (rank 0 creates it; everyone learns its name or its error).
         if resume is not None:
             self.run_dir = Path(resume)
-            self.history = _read_history(self.run_dir / "metrics.jsonl", self.start_epoch)
+            self.history = read_history(
+                self.run_dir / "metrics.jsonl", self.start_epoch, rewrite=self.dist.is_main
+            )
         else:
-            self.run_dir = new_run_dir(cfg) if self.dist.is_main else None
-            self.run_dir = Path(broadcast_object(str(self.run_dir), self.dist))
-            if self.dist.is_main:
-                (self.run_dir / "checkpoints").mkdir(parents=True)
-                atomic_write_text(self.run_dir / "config.yaml", cfg.to_yaml())
-                if self.skipped:
-                    atomic_write_text(self.run_dir / "skipped.txt",
-                                      "".join(f"{p}\t{m}\n" for p, m in self.skipped))
+            self.run_dir = create_run_folder(cfg, self.dist, self.skipped)
 
-    def _meta(self, epoch: int, metrics: dict) -> dict:
+    def _meta(self, epoch: int, row: dict) -> dict:
         return {
-            "epoch": epoch, "best_miou": self.best_miou, "best_epoch": self.best_epoch,
-            "classes": self.classes.to_dict(), "normalization": self.normalizer.to_dict(),
-            "resize": self.cfg.data.resize, "metrics": metrics,
+            "epoch": epoch,
+            "best_miou": self.best_miou,
+            "best_epoch": self.best_epoch,
+            "classes": self.classes.to_dict(),
+            "normalization": self.normalizer.to_dict(),
+            "resize": self.cfg.data.resize,
+            "lr_scale": self.guard.lr_scale,
+            "metrics": {k: v for k, v in row.items() if k != "epoch"},
+            "ema_updates": self.ema.updates if self.ema else 0,
+            "weights": "ema" if self.ema else "raw",
         }
 
-    def train_one_epoch(self, epoch: int) -> dict:
-        model, device, t = self.ddp_model, self.device, self.cfg.train
-        model.train()
-        self.train_loader.sampler.set_epoch(epoch)
-        cm = ConfusionMatrix(self.classes.num_classes, device)
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}", leave=False, unit="batch",
-                   disable=not (self.progress and self.dist.is_main))
-        step0 = (epoch - 1) * self.steps_per_epoch
-        n = 0
-        for n, (images, masks) in enumerate(self.train_loader, 1):
-            lr = t.lr * lr_factor(step0 + n - 1, self.total_steps, t.schedule, self.warmup_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            images = self.normalizer(images.to(device, non_blocking=True))
-            images = images.contiguous(memory_format=memory_format(device))
-            masks = masks.to(device, non_blocking=True)
-            with autocast(device):
-                logits = model(images)
-            loss = self.loss_fn(logits.float(), masks)
-            if not torch.isfinite(loss):
-                raise PixelsegError(
-                    f"epoch {epoch}, step {n}: the loss became {loss.item()}; lower train.lr "
-                    f"(now {t.lr}) or check the data. No checkpoint was written for this epoch.")
+    def _to_device(self, images: torch.Tensor, masks: torch.Tensor):
+        """Copy, augment (on-device path) and normalise one batch."""
+        images = images.to(self.device, non_blocking=True)
+        masks = masks.to(self.device, non_blocking=True)
+        if self.timer is not None:
+            self.timer.lap("data")
+        if self.batch_aug is not None:
+            images, masks = self.batch_aug(images, masks)
+        images = self.normalizer(images).contiguous(memory_format=memory_format(self.device))
+        if self.timer is not None:
+            self.timer.lap("augment")
+        return images, masks
+
+    def _forward_backward(self, images, masks, scale: float, sync: bool):
+        """Forward, loss, backward of one micro-batch; DDP all-reduces only when ``sync``."""
+        ctx = contextlib.nullcontext()
+        if self.dist.enabled and not sync:
+            ctx = self.ddp_model.no_sync()
+        try:
+            with ctx:
+                with autocast(self.device):
+                    logits = self.train_model(images)
+                loss = self.loss_fn(logits.float(), masks)
+                if self.timer is not None:
+                    self.timer.lap("forward")
+                (loss * scale).backward()
+        except Exception as e:
+            if self._compile_checked:
+                raise
+            # torch.compile compiles lazily, at the first step: name the key that caused it.
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            raise PixelsegError(
+                f"train.compile=true: torch.compile failed ({type(e).__name__}: {first}); set "
+                f"train.compile=false, or train.compile_backend=aot_eager if no C++ compiler is "
+                f"installed"
+            ) from e
+        self._compile_checked = True
+        if self.timer is not None:
+            self.timer.lap("backward")
+        return logits, loss.detach()
+
+    def _optimizer_step(self, params: list, step: int, bad: torch.Tensor, where: str) -> float:
+        """Schedule the lr, check finiteness (all ranks agree), clip, step, update the EMA."""
+        t = self.cfg.train
+        lr = (
+            t.lr
+            * self.guard.lr_scale
+            * lr_factor(step, self.total_steps, t.schedule, self.warmup_steps)
+        )
+        gnorm = grad_norm(params, t.clip_grad_norm)
+        # One host sync per optimizer step: the price of never applying a bad step.
+        if any_rank(bad | ~torch.isfinite(gnorm.to(self.device)), self.dist):
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            loss_sum += loss.detach().double()
-            cm.update(logits.detach().argmax(1), masks)
-            bar.update()
-            if n % 10 == 0:
-                bar.set_postfix(loss=f"{loss_sum.item() / n:.4f}")
-            if n >= self.steps_per_epoch:
-                break
-        bar.close()
-        cm.all_reduce()
+            raise NonFiniteLoss(where, float(gnorm))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        if self.timer is not None:
+            self.timer.lap("optimizer")
+        return lr
+
+    def train_one_epoch(self, epoch: int) -> dict:
+        """One pass over the training loader; raises NonFiniteLoss before a bad step is applied."""
+        t, timer = self.cfg.train, self.timer
+        self.train_model.train()
+        self.train_loader.sampler.set_epoch(epoch)
+        if self.batch_aug is not None:
+            self.batch_aug.set_epoch(epoch, self.dist.rank)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        # Training accuracy from two counters, not a confusion matrix: no boolean indexing,
+        # which costs a host sync per step on CUDA and is slow on a busy CPU.
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        labelled = torch.zeros((), device=self.device, dtype=torch.int64)
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        bad = torch.zeros((), device=self.device, dtype=torch.bool)
+        acc, n_all = t.accumulate, self.steps_per_epoch
+        step0 = (epoch - 1) * self.optim_steps_per_epoch
+        lr, n = t.lr * self.guard.lr_scale, 0
+        self.optimizer.zero_grad(set_to_none=True)
+        if timer is not None:
+            timer.start()
+        with tqdm(
+            total=n_all,
+            desc=f"epoch {epoch}",
+            leave=False,
+            unit="batch",
+            disable=not (self.progress and self.dist.is_main),
+        ) as bar:
+            for n, (images, masks) in enumerate(self.train_loader, 1):
+                k, pos = divmod(n - 1, acc)  # optimizer step in this epoch, place in its window
+                window = min(acc, n_all - k * acc)  # the epoch's last window may be shorter
+                images, masks = self._to_device(images, masks)
+                last = pos == window - 1
+                logits, loss = self._forward_backward(images, masks, 1.0 / window, last)
+                bad |= ~torch.isfinite(loss)
+                loss_sum += loss.double()
+                if last:
+                    lr = self._optimizer_step(params, step0 + k, bad, f"epoch {epoch}, step {n}")
+                correct += (logits.detach().argmax(1) == masks).sum()
+                labelled += (masks != IGNORE_INDEX).sum()
+                bar.update()
+                if n % 10 == 0:
+                    bar.set_postfix(loss=f"{loss_sum.item() / n:.4f}")
+                if timer is not None:
+                    timer.end_step(images.shape[0])
+                if n >= n_all:
+                    break
         mean_loss = reduce_mean(loss_sum / max(n, 1), self.dist)
-        return {"loss": float(mean_loss), "pixel_accuracy": cm.compute()["pixel_accuracy"], "lr": lr}
+        counts = reduce_mean(torch.stack([correct, labelled]).double(), self.dist)
+        pixel_acc = float(counts[0] / counts[1]) if counts[1] > 0 else 0.0
+        return {"loss": float(mean_loss), "pixel_accuracy": pixel_acc, "lr": lr}
+
+    def _train_epoch_guarded(self, epoch: int) -> dict:
+        """``train_one_epoch`` with NaN handling: roll back and re-run, or raise."""
+        self.guard.snapshot(self.model, self.optimizer, self.ema)
+        while True:
+            try:
+                return self.train_one_epoch(epoch)
+            except NonFiniteLoss as err:
+                self.guard.handle(err, self.model, self.optimizer, self.ema, self.log)
 
     def fit(self) -> TrainResult:
-        t0 = time.time()
-        if self.dist.is_main:
-            self.log(f"run folder: {self.run_dir}")
-            self.log(f"{len(self.train_source)} train / {len(self.val_source)} val images, "
-                     f"{self.classes.num_classes} classes, model {self.cfg.model.name}, "
-                     f"device {self.device}, {self.steps_per_epoch} steps/epoch")
-            self.log(HEADER)
-        for epoch in range(self.start_epoch, self.cfg.train.epochs + 1):
+        t0, t = time.time(), self.cfg.train
+        eval_model = self.ema.module if self.ema is not None else self.model
+        self.log(f"run folder: {self.run_dir}")
+        self.log(
+            f"{len(self.train_source)} train / {len(self.val_source)} val images, "
+            f"{self.classes.num_classes} classes, model {self.cfg.model.name}, "
+            f"device {self.device}, {self.steps_per_epoch} steps/epoch"
+        )
+        where = (
+            "off"
+            if not self.cfg.augment.enabled
+            else "on the device (batched)"
+            if self.batch_aug
+            else "per sample in the loader"
+        )
+        self.log(
+            f"batch {self.batch_size} x {self.dist.world_size} process(es) x {t.accumulate} "
+            f"accumulated = {self.batch_size * self.dist.world_size * t.accumulate} images "
+            f"per optimizer step; augmentation {where}"
+            + (f"; EMA {t.ema_decay} (validated and saved as best)" if self.ema else "")
+        )
+        self.log(HEADER)
+        stop_reason = "completed"
+        for epoch in range(self.start_epoch, t.epochs + 1):
             te = time.time()
-            tr = self.train_one_epoch(epoch)
-            val = evaluate(self.model, self.val_loader, self.normalizer, self.classes.num_classes,
-                           self.device, self.eval_loss_fn)
+            tr = self._train_epoch_guarded(epoch)
+            sync_buffers(self.model, self.dist)
+            if self.ema is not None:
+                sync_buffers(self.ema.module, self.dist)
+            if not weights_finite(self.model):  # never checkpoint poisoned weights
+                raise PixelsegError(
+                    f"epoch {epoch}: the weights became NaN/inf; lower train.lr "
+                    f"or set train.clip_grad_norm. No checkpoint was written."
+                )
+            val = evaluate(
+                eval_model,
+                self.val_loader,
+                self.normalizer,
+                self.classes.num_classes,
+                self.device,
+                self.eval_loss_fn,
+            )
             row = {
-                "epoch": epoch, "train_loss": tr["loss"], "train_pixel_accuracy": tr["pixel_accuracy"],
-                "val_loss": val["loss"], "val_pixel_accuracy": val["pixel_accuracy"],
-                "val_miou": val["mean_iou"], "lr": tr["lr"], "time_s": time.time() - te,
+                "epoch": epoch,
+                "train_loss": tr["loss"],
+                "train_pixel_accuracy": tr["pixel_accuracy"],
+                "val_loss": val["loss"],
+                "val_pixel_accuracy": val["pixel_accuracy"],
+                "val_miou": val["mean_iou"],
+                "lr": tr["lr"],
+                "time_s": time.time() - te,
             }
             self.history.append(row)
             improved = val["mean_iou"] > self.best_miou
             if improved:
                 self.best_miou, self.best_epoch = val["mean_iou"], epoch
+            patience = t.early_stop_patience
+            if patience and epoch - self.best_epoch >= patience and epoch < t.epochs:
+                stop_reason = (
+                    f"early stop after epoch {epoch}: val mIoU has not improved for "
+                    f"{epoch - self.best_epoch} epochs (train.early_stop_patience="
+                    f"{patience}); best {self.best_miou:.4f} at epoch {self.best_epoch}"
+                )
             if self.dist.is_main:
                 self.log(format_row(row) + ("  *" if improved else ""))
-                with open(self.run_dir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(row) + "\n")
-                meta = self._meta(epoch, {k: v for k, v in row.items() if k != "epoch"})
-                save_checkpoint(self.run_dir / "checkpoints", "last", self.model, meta, self.optimizer)
-                if improved:
-                    save_checkpoint(self.run_dir / "checkpoints", "best", self.model, meta)
+                meta = {**self._meta(epoch, row), "stop_reason": stop_reason}
+                write_epoch(
+                    self.run_dir,
+                    row,
+                    meta,
+                    self.model,
+                    self.optimizer,
+                    self.ema.module if self.ema else None,
+                    improved,
+                )
             if self.on_epoch is not None:
                 self.on_epoch(row)
-        return TrainResult(self.run_dir, self.best_miou, self.best_epoch, self.history, time.time() - t0)
-
-
-def _read_history(path: Path, before_epoch: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    keep = [r for r in rows if r["epoch"] < before_epoch]
-    if len(keep) != len(rows):  # epochs after the last checkpoint are re-run: drop their rows
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
-    return keep
+            if stop_reason != "completed":
+                self.log(stop_reason)
+                break
+        return TrainResult(
+            self.run_dir,
+            self.best_miou,
+            self.best_epoch,
+            self.history,
+            time.time() - t0,
+            stop_reason,
+        )
 
 
 def train(cfg: RunConfig, progress: bool = True, log=print, on_epoch=None) -> TrainResult:
@@ -273,8 +393,9 @@ def train(cfg: RunConfig, progress: bool = True, log=print, on_epoch=None) -> Tr
     return Trainer(cfg, progress=progress, log=log, on_epoch=on_epoch).fit()
 
 
-def resume(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
-           log=print) -> TrainResult:
+def resume(
+    run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True, log=print
+) -> TrainResult:
     """Continue a run from its last checkpoint; overrides may extend it (``train.epochs=60``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -283,4 +404,4 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None, progress: bo
     return Trainer(cfg, resume=run_dir, progress=progress, log=log).fit()
 
 
-__all__ = ["Trainer", "TrainResult", "train", "resume"]
+__all__ = ["Trainer", "TrainResult", "train", "resume", "seed_everything", "make_optimizer"]

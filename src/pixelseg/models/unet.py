@@ -17,8 +17,15 @@ CONTEXTS = ("none", "renet")
 
 
 class DoubleConv(nn.Sequential):
-    def __init__(self, cin: int, cout: int, kernel_size: int, norm: str, activation: str,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int,
+        norm: str,
+        activation: str,
+        dropout: float = 0.0,
+    ) -> None:
         layers = [
             ConvNormAct(cin, cout, kernel_size, norm=norm, activation=activation),
             ConvNormAct(cout, cout, kernel_size, norm=norm, activation=activation),

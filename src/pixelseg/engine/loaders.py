@@ -1,0 +1,75 @@
+"""The trainer's data loaders: per-process batches, distributed shards, and where the
+augmentation runs (per sample in the loader, or batched on the device)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import RunConfig
+from ..data.loader import build_loader, pad_collate
+from ..data.pipeline import augment_params, eval_dataset, train_dataset
+from .batch_augment import BatchAugment
+from .device import augment_on_device, available_cores
+from .distributed import DistInfo, ShardSampler
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    val: DataLoader
+    batch_augment: BatchAugment | None  # set when augmentation runs on the device
+    workers: int
+
+
+def loader_workers(configured: int, local_processes: int) -> int:
+    """``data.num_workers`` or, for -1, the data layer's rule applied to this process's share of
+    the cores: 8 GPUs on 16 cores must not start 8 workers each."""
+    if configured >= 0:
+        return configured
+    cores = available_cores() // max(1, local_processes)
+    return 0 if cores <= 2 else min(8, cores // 2)
+
+
+def build_loaders(
+    cfg: RunConfig, train_source, val_source, batch_size: int, device: torch.device, info: DistInfo
+) -> Loaders:
+    """Training loader (shuffled, sharded, padded to equal shards) and validation loader
+    (sharded without padding, so summed confusion matrices count every pixel once).
+
+    Pinned memory only helps host-to-GPU copies; persistent workers (when there are workers)
+    save re-forking them every epoch.
+    """
+    on_device = cfg.augment.enabled and augment_on_device(cfg.augment.on_device, device)
+    # With on-device augmentation the loader only decodes, resizes and crops.
+    aug_cfg = dataclasses.replace(cfg.augment, enabled=False) if on_device else cfg.augment
+    batch_aug = BatchAugment(augment_params(cfg.augment), cfg.train.seed) if on_device else None
+    workers = loader_workers(cfg.data.num_workers, info.local_world_size)
+    pin = device.type == "cuda"
+    ds = train_dataset(train_source, cfg.data, aug_cfg, cfg.train.seed)
+    per_rank = -(-len(ds) // info.world_size)
+    train = build_loader(
+        ds,
+        batch_size,
+        shuffle=True,
+        seed=cfg.train.seed,
+        num_workers=workers,
+        drop_last=per_rank >= batch_size,
+        rank=info.rank,
+        world_size=info.world_size,
+        pin_memory=pin,
+    )
+    vds = eval_dataset(val_source, cfg.data.resize, cache=cfg.data.cache)
+    val = DataLoader(
+        vds,
+        batch_size,
+        sampler=ShardSampler(len(vds), info.rank, info.world_size),
+        num_workers=workers,
+        collate_fn=pad_collate,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+    )
+    return Loaders(train, val, batch_aug, workers)

@@ -1,0 +1,70 @@
+"""Optimizer construction, seeding, and the gradient-norm step (clipping + finiteness)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from ..errors import PixelsegError
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+
+
+def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
+
+
+def resolve_class_weights(cfg: RunConfig, train_source) -> list[float] | None:
+    cw = cfg.train.class_weights
+    if cw is None or isinstance(cw, list):
+        return cw
+    if isinstance(cw, str):
+        from ..data import class_stats
+
+        return class_stats.weights_for_source(train_source, cw)
+    raise PixelsegError(f"train.class_weights: expected none, median, sqrt or a list, got {cw!r}")
+
+
+def resolve_batch_size(
+    batch_size: int, global_batch_size: int | None, world_size: int, accumulate: int
+) -> int:
+    """Images per forward pass in each process (see TrainConfig.global_batch_size)."""
+    if global_batch_size is None:
+        return batch_size
+    parts = world_size * accumulate
+    if global_batch_size % parts:
+        raise PixelsegError(
+            f"train.global_batch_size={global_batch_size}: not divisible by {world_size} "
+            f"process(es) x train.accumulate={accumulate}; choose a multiple of {parts}"
+        )
+    return global_batch_size // parts
+
+
+def grad_norm(params: list[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """Global L2 norm of the gradients (before clipping); clips to ``max_norm`` when > 0.
+
+    Computed every step even without clipping: after DDP's all-reduce it is identical on every
+    rank and NaN if any rank's loss was, which makes it the cheap, rank-consistent NaN check.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    if max_norm > 0:
+        return nn.utils.clip_grad_norm_(params, max_norm)
+    return nn.utils.get_total_norm(grads)
