@@ -7,6 +7,7 @@ import argparse
 from ..analysis.run_report import finish_run
 from ..config import load_config
 from ..engine.trainer import resume, train
+from ..tuning.plan import apply_plan_if_unconfigured
 
 COMMAND = "train"
 HELP = "train a model on your images (or resume a run)"
@@ -38,6 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="train N times with seeds seed, seed+1, ... and report mean and std",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-plan",
+        action="store_true",
+        help="without model options, train the defaults instead of planning (see `pixelseg plan`)",
+    )
     p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4 model.depth=3"
     )
@@ -79,10 +85,15 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         result = resume(args.resume, cli_overrides(args), progress=not args.quiet)
     else:
-        cfg = load_config(args.config, cli_overrides(args))
+        # Without model options, a plan from the dataset and hardware goes before the user's
+        # overrides (tuning/plan.py); plan is None otherwise.
+        overrides, plan = apply_plan_if_unconfigured(args, cli_overrides(args))
+        cfg = load_config(args.config, overrides)
         if args.seeds > 1:
             return train_seeds(cfg, args.seeds, progress=not args.quiet)
         result = train(cfg, progress=not args.quiet)
+        if plan is not None and is_main_process():
+            plan.save(result.run_dir)
     print(
         f"best val mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
         f"{result.seconds:.0f}s; run in {result.run_dir}"

@@ -1,0 +1,70 @@
+"""pixelseg plan DATA: fingerprint the dataset and this machine and print the training plan
+that ``pixelseg train --data DATA`` (without model options) would apply. Nothing is trained.
+
+key=value overrides are constraints the plan works around (``train.batch_size=2``); --save
+writes the resulting full configuration, for ``pixelseg train --config plan.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+COMMAND = "plan"
+HELP = "print the training plan chosen from the dataset and hardware (self-configuration)"
+ORDER = 12
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--format", help="dataset format (default: auto-detect)")
+    p.add_argument("--device", help="plan for this device: auto, cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--epoch-seconds", type=float, default=60.0, help="target seconds per epoch (default 60)"
+    )
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        help="total training time to plan for (default: 30 on CPU, 60 on a GPU)",
+    )
+    p.add_argument("--save", metavar="FILE", help="write the planned configuration (YAML)")
+    p.add_argument("--json", metavar="FILE", help="write the plan and fingerprints (JSON)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="your choices; the plan keeps them and works around them",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..data.imageio import atomic_write_text
+    from ..tuning.plan import Targets, flat_keys, plan_for_config
+
+    user = [f"data.root={args.data}"]
+    if args.format:
+        user.append(f"data.format={args.format}")
+    if args.device:
+        user.append(f"train.device={args.device}")
+    user += list(args.overrides)
+    cfg = load_config(None, user)
+    targets = Targets(epoch_seconds=args.epoch_seconds, total_minutes=args.budget_minutes)
+    fixed = {
+        k: v
+        for k, v in flat_keys(user).items()
+        if k not in ("data.root", "data.format", "train.device")
+    }
+    plan = plan_for_config(cfg, fixed, targets)
+    print(plan.table())
+    print("as overrides: " + " ".join(plan.overrides()))
+    if args.save:
+        planned = load_config(None, plan.overrides() + user)
+        atomic_write_text(
+            args.save, "# pixelseg plan: " + " ".join(plan.overrides()) + "\n" + planned.to_yaml()
+        )
+        print(f"configuration saved to {args.save}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(plan.to_dict(), indent=1, default=str) + "\n")
+        print(f"plan saved to {args.json}")
+    return 0

@@ -1,0 +1,156 @@
+"""What training costs here: timed steps of a model on random tensors, scaled to an epoch.
+
+A step is timed at the smallest size that takes long enough to measure the model rather than
+fixed overheads, and the cost is scaled by pixels: convolutions and row/column RNN sweeps are
+linear in the number of pixels, and a full-size step of a wide U-Net would take twenty seconds
+on a CPU. On CUDA the training memory per pixel is recorded too (for the batch size).
+
+    cost = measure_model_cost("unet", {"width": 16}, 11, torch.device("cpu"), max_hw=(360, 480))
+    cost.epoch_seconds(n_train=367, train_hw=(360, 480), n_val=101, val_hw=(360, 480), batch=4)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..models import create_model
+
+
+@dataclass
+class ModelCost:
+    """Seconds per million input pixels of a training step (forward, backward, Adam step) and
+    of evaluation (forward, no gradients); ``data_s_per_image`` is decoding + augmentation."""
+
+    model: str
+    knobs: dict
+    train_s_per_mpix: float
+    eval_s_per_mpix: float
+    peak_bytes_per_mpix: float | None = None  # CUDA only: training memory per input megapixel
+    data_s_per_image: float = 0.0
+    calibration: tuple[int, int, int] = (2, 128, 128)  # batch, H, W the step was timed at
+
+    def epoch_seconds(
+        self,
+        n_train: int,
+        train_hw: tuple[int, int],
+        n_val: int,
+        val_hw: tuple[int, int],
+        batch: int,
+        max_steps: int | None = None,
+    ) -> float:
+        """One epoch: the training batches (as the loader drops the last partial one) plus
+        a validation pass over every image."""
+        steps = max(1, n_train // batch) if n_train >= batch else 1
+        if max_steps:
+            steps = min(steps, max_steps)
+        train_mpix = steps * batch * train_hw[0] * train_hw[1] / 1e6
+        val_mpix = n_val * val_hw[0] * val_hw[1] / 1e6
+        return (
+            train_mpix * self.train_s_per_mpix
+            + steps * batch * self.data_s_per_image
+            + val_mpix * self.eval_s_per_mpix
+            + n_val * self.data_s_per_image / 2
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def calibration_sizes(
+    max_hw: tuple[int, int], start_pixels: int = 128 * 128
+) -> list[tuple[int, int]]:
+    """Sizes of the aspect ratio of ``max_hw`` with 1x, 4x, 16x ... ``start_pixels``, up to
+    ``max_hw`` itself (the last entry)."""
+    h, w = max_hw
+    sizes, pixels = [], start_pixels
+    while pixels < h * w:
+        f = (pixels / (h * w)) ** 0.5
+        sizes.append((max(8, round(h * f)), max(8, round(w * f))))
+        pixels *= 4
+    return sizes + [(h, w)]
+
+
+def measure_model_cost(
+    name: str,
+    knobs: dict,
+    num_classes: int,
+    device: torch.device,
+    max_hw: tuple[int, int] = (128, 128),
+    batch: int = 2,
+    min_step_s: float = 0.3,
+    repeats: int = 2,
+) -> ModelCost:
+    """Seconds per megapixel of training and evaluation steps on random tensors.
+
+    Small steps are dominated by fixed costs (kernel set-up, Python, optimizer), which would
+    overstate a light model's cost at full size several times over; large steps of a heavy
+    model take many seconds. So the step is timed at growing sizes (x4 pixels each time, up to
+    ``max_hw``) until one takes ``min_step_s``, and that last timing is used.
+    """
+    torch.manual_seed(0)
+    model = create_model(name, num_classes, 3, **knobs).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    peak = None
+    for size in calibration_sizes(max_hw):
+        x = torch.randn(batch, 3, *size, device=device)
+        y = torch.randint(0, num_classes, (batch, *size), device=device)
+
+        def train_step(x: torch.Tensor = x, y: torch.Tensor = y) -> None:
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        model.train()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        train_s = _timed(train_step, repeats, device)
+        if train_s >= min_step_s:
+            break
+    mpix = batch * size[0] * size[1] / 1e6
+    if device.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated(device) - base) / mpix
+    model.eval()
+    with torch.no_grad():
+        eval_s = _timed(lambda: model(x), repeats, device)
+    return ModelCost(
+        name, dict(knobs), train_s / mpix, eval_s / mpix, peak, calibration=(batch, *size)
+    )
+
+
+def _timed(fn, repeats: int, device: torch.device) -> float:
+    fn()  # warm-up: allocator, thread pool, cuDNN autotuning
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t) / repeats
+
+
+def measure_data_cost(source, samples: int = 3) -> float:
+    """Seconds to decode one training sample and augment it (default strengths), at its own
+    size: the loader's share of an epoch when it runs in the training process (CPU). The
+    median over the split's first few items; an upper bound when the plan then downscales."""
+    from ..data.transforms import AugmentParams, TrainTransform
+
+    transform = TrainTransform(AugmentParams())
+    rng = np.random.default_rng(0)
+    times = []
+    for index in range(min(samples, len(source))):
+        t = time.perf_counter()
+        sample = source.load(index)
+        transform(sample.image, sample.mask, rng)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) if times else 0.0

@@ -1,0 +1,518 @@
+"""Self-configuration: a dataset and hardware fingerprint turned into a training plan.
+
+``pixelseg plan --data DIR`` prints the plan; ``pixelseg train --data DIR`` without model
+options (no --model, --config or model.* overrides) applies it, prints it and saves it in the
+run as plan.json. A plan is a list of ``key=value`` overrides with a reason each, applied
+*before* the user's overrides: whatever the user sets wins, and the plan works around it (a
+batch size you fix is the one the epoch estimate uses).
+
+How the choices are made (nnU-Net's idea, with a time budget instead of a GPU-memory one):
+
+1. Time: an epoch should take about ``Targets.epoch_seconds`` (a minute) here. Candidate models
+   are timed on random tensors (``cost.py``), from the most capable down (CPU: U-Net width 32,
+   width 16, then the lightweight CNN; GPU: U-Net width 64, 32, lightweight), at full
+   resolution first, then at 3/4, 1/2, 3/8, 1/4 of it (never below 128 px on the short side).
+   The first that fits is taken: resolution is kept before capacity, because thin and small
+   classes vanish when downscaled and a light model still learns them. Uniformly sized images
+   are downscaled with ``data.resize`` (cheaper training, validation and prediction); images of
+   varying sizes are cropped instead (``data.crop_size``), which keeps their aspect ratio.
+2. Batch: on CPU, the largest power of two up to 8 with at most ~0.77 Mpx per batch (the
+   throughput barely changes with the batch size there, and more steps per epoch help
+   training from scratch); on CUDA, the largest up to 32 whose measured training memory fits
+   in half of the GPU. Either way, at least 8 steps per epoch.
+3. Epochs: enough optimizer steps (``Targets.steps_wanted``), capped by the total budget
+   (``Targets.total_minutes``), within [10, 200].
+4. Class weights: median-frequency balancing when the commonest class has more than 10 times
+   the pixels of the rarest.
+5. Augmentation: stronger rotation and scaling for small datasets (< 500 images), lighter for
+   large ones (> 5000).
+6. Cache: decoded images kept in memory when the loader runs in the training process and
+   the decoded dataset takes less than 2 GiB and a quarter of the memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, load_config, parse_overrides
+from ..data.formats import open_split
+from ..data.imageio import atomic_write_text
+from ..engine.device import configure_threads, pick_device
+from ..engine.loaders import loader_workers
+from .cost import ModelCost, measure_data_cost, measure_model_cost
+from .fingerprint import (
+    DatasetFingerprint,
+    HardwareFingerprint,
+    fingerprint_dataset,
+    fingerprint_hardware,
+)
+from .space import format_value
+
+CPU_LADDER: list[tuple[str, dict]] = [
+    ("unet", {"width": 32}),
+    ("unet", {"width": 16}),
+    ("lightseg", {"width": 16}),
+]
+GPU_LADDER: list[tuple[str, dict]] = [
+    ("unet", {"width": 64}),
+    ("unet", {"width": 32}),
+    ("lightseg", {"width": 32}),
+]
+SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
+CPU_BATCH_PIXELS = 768_000  # ~4 CamVid images (360x480) per batch
+MAX_TRAIN_SIDE = {"cpu": 512, "gpu": 1024}  # larger images are trained on crops of this
+IMBALANCE_RATIO = 10.0
+CACHE_MAX_BYTES = 2 * 2**30
+DECODED_BYTES_PER_PIXEL = 3 + 8  # uint8 RGB image + int64 mask
+
+CostFn = Callable[[str, dict], ModelCost]
+
+
+@dataclass
+class Targets:
+    epoch_seconds: float = 60.0
+    total_minutes: float | None = None  # None: 30 on CPU, 60 on a GPU
+    steps_wanted: int = 3000
+    min_side: int = 128
+
+    def total_seconds(self, hw: HardwareFingerprint) -> float:
+        return 60.0 * (self.total_minutes or (60.0 if hw.is_gpu else 30.0))
+
+
+@dataclass
+class Choice:
+    key: str
+    value: Any
+    reason: str
+    source: str = "plan"  # "plan", or "yours" when the user's override sets the key
+
+
+@dataclass
+class Plan:
+    choices: list[Choice]
+    dataset: DatasetFingerprint
+    hardware: HardwareFingerprint
+    estimates: dict = field(default_factory=dict)
+
+    def overrides(self) -> list[str]:
+        """The plan's own choices as ``key=value`` (the user's are passed after them)."""
+        return [f"{c.key}={format_value(c.value)}" for c in self.choices if c.source == "plan"]
+
+    def value(self, key: str) -> Any:
+        return next(c.value for c in self.choices if c.key == key)
+
+    def table(self) -> str:
+        ds, hw = self.dataset, self.hardware
+        h, w = ds.median_hw
+        head = (
+            f"plan: {ds.format} layout, {ds.n_train} train / {ds.n_val} val images, "
+            f"{ds.num_classes} classes, median size {h}x{w}; {hw.text()}"
+        )
+        rows = [
+            (c.key, format_value(c.value) + (" (yours)" if c.source == "yours" else ""), c.reason)
+            for c in self.choices
+        ]
+        kw = max(len("choice"), *(len(r[0]) for r in rows))
+        vw = max(len("value"), *(len(r[1]) for r in rows))
+        lines = [head, f"  {'choice':<{kw}}  {'value':<{vw}}  reason"]
+        lines += [f"  {k:<{kw}}  {v:<{vw}}  {r}" for k, v, r in rows]
+        est = self.estimates
+        if "epoch_seconds" in est:
+            lines.append(
+                f"estimated: ~{_num(est['epoch_seconds'])} s per epoch, "
+                f"~{_num(est['total_minutes'])} min for {est['epochs']} epochs "
+                f"(timed on this machine; a busy machine is slower)"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "choices": [c.__dict__ for c in self.choices],
+            "overrides": self.overrides(),
+            "dataset": self.dataset.to_dict(),
+            "hardware": self.hardware.to_dict(),
+            "estimates": self.estimates,
+        }
+
+    def save(self, run_dir: str | Path) -> Path:
+        path = Path(run_dir) / "plan.json"
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, default=str) + "\n")
+        return path
+
+
+def flat_keys(overrides: list[str]) -> dict[str, Any]:
+    """``["train.lr=0.1", "data.resize=[64, 64]"]`` -> {"train.lr": 0.1, "data.resize": [64,
+    64]}: the keys the user set, for the plan to leave alone."""
+    out: dict[str, Any] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+
+    walk(parse_overrides(overrides), "")
+    return out
+
+
+def _num(x: float) -> str:
+    """3 significant-ish figures without exponent noise: 0.42, 4.2, 42, 420."""
+    return f"{x:.2g}" if x < 1 else f"{x:.1f}" if x < 10 else f"{x:.0f}"
+
+
+def _pow2_at_most(n: float, lo: int, hi: int) -> int:
+    b = lo
+    while b * 2 <= min(n, hi):
+        b *= 2
+    return b
+
+
+def choose_batch(
+    cost: ModelCost, train_hw: tuple[int, int], n_train: int, hw: HardwareFingerprint
+) -> tuple[int, str]:
+    pixels = train_hw[0] * train_hw[1]
+    step_cap = max(2, n_train // 8)  # at least 8 optimizer steps per epoch
+    if hw.gpu_memory_bytes and cost.peak_bytes_per_mpix:
+        per_image = cost.peak_bytes_per_mpix * pixels / 1e6
+        fit = 0.5 * hw.gpu_memory_bytes / max(per_image, 1.0)
+        b = _pow2_at_most(min(fit, step_cap), 2, 32)
+        return b, (
+            f"~{per_image / 2**20:.0f} MiB of training memory per image (measured): "
+            f"{b} fit in half of the GPU's {hw.gpu_memory_bytes / 2**30:.0f} GiB"
+            + (", capped for >= 8 steps/epoch" if step_cap < fit else "")
+        )
+    hi = 32 if hw.is_gpu else 8
+    b = _pow2_at_most(min(CPU_BATCH_PIXELS / pixels, step_cap), 2, hi)
+    return b, (
+        f"{b} x {train_hw[0]}x{train_hw[1]} px per batch: throughput barely depends on "
+        f"the batch here, and more steps per epoch help training from scratch"
+    )
+
+
+@dataclass
+class _Option:
+    model: str
+    knobs: dict
+    scale: float
+    train_hw: tuple[int, int]
+    val_hw: tuple[int, int]
+    resize: list[int] | None
+    crop: list[int] | None
+    batch: int
+    batch_reason: str
+    epoch_s: float
+
+    def label(self) -> str:
+        knobs = ",".join(f"{k}={v}" for k, v in self.knobs.items())
+        return f"{self.model}({knobs})" if knobs else self.model
+
+
+def _geometry(
+    ds: DatasetFingerprint, hw: HardwareFingerprint, scale: float, fixed: dict
+) -> tuple[list[int] | None, list[int] | None, tuple, tuple, str]:
+    """(resize, crop, train_hw, val_hw, reason) at ``scale`` of the median size."""
+    h, w = ds.median_hw
+    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+    resize = fixed.get("data.resize", "unset")
+    crop = fixed.get("data.crop_size", "unset")
+    cap = MAX_TRAIN_SIDE["gpu" if hw.is_gpu else "cpu"]
+    reason = ""
+    if resize == "unset":
+        resize = None
+        if scale < 1 and not ds.sizes_vary:
+            resize = [sh, sw]
+            reason = f"downscaled x{scale:g} from {h}x{w} to fit the time budget"
+    if crop == "unset":
+        crop = None
+        base = resize or [sh, sw]
+        if ds.sizes_vary and resize is None:
+            # Crops keep aspect ratios; batches of whole images of mixed sizes would be padded.
+            base = [
+                min(sh, ds.min_hw[0]) if scale == 1 else sh,
+                min(sw, ds.min_hw[1]) if scale == 1 else sw,
+            ]
+            crop = [min(base[0], cap), min(base[1], cap)]
+            reason = (
+                f"image sizes vary ({ds.min_hw[0]}x{ds.min_hw[1]} to {ds.max_hw[0]}x"
+                f"{ds.max_hw[1]}): random crops, no resize (keeps aspect ratios)"
+                + (f", x{scale:g} of the median for the time budget" if scale < 1 else "")
+            )
+        elif max(base) > cap:
+            crop = [min(base[0], cap), min(base[1], cap)]
+            reason = f"images over {cap} px on a side: trained on random crops"
+    val_hw = tuple(resize) if resize else (h, w)
+    train_hw = tuple(crop) if crop else val_hw
+    return resize, crop, train_hw, val_hw, reason
+
+
+def _scales(ds: DatasetFingerprint, targets: Targets, fixed: dict) -> list[float]:
+    if "data.resize" in fixed:
+        return [1.0]
+    short = min(ds.median_hw)
+    floor = min(short, targets.min_side)
+    return [s for s in SCALES if short * s >= floor]
+
+
+def search_options(
+    ds: DatasetFingerprint, hw: HardwareFingerprint, fixed: dict, targets: Targets, cost_fn: CostFn
+) -> tuple[_Option, list[_Option], str]:
+    """The first (scale, model) that fits the epoch budget, every option tried, geometry reason."""
+    from ..models import list_models
+
+    registered = {e.name for e in list_models()}
+    ladder = [c for c in (GPU_LADDER if hw.is_gpu else CPU_LADDER) if c[0] in registered]
+    if "model.name" in fixed:  # `pixelseg plan ... model.name=X`: plan around the user's model
+        knobs = {
+            k[len("model.") :]: v
+            for k, v in fixed.items()
+            if k.startswith("model.") and k != "model.name"
+        }
+        ladder = [(fixed["model.name"], knobs)]
+    elif not ladder:
+        ladder = [(sorted(registered)[0], {})]
+    tried: list[_Option] = []
+    geo_reason = ""
+    for scale in _scales(ds, targets, fixed):
+        resize, crop, train_hw, val_hw, geo_reason = _geometry(ds, hw, scale, fixed)
+        for model, knobs in ladder:
+            cost = cost_fn(model, knobs)
+            if "train.batch_size" in fixed:
+                batch, breason = int(fixed["train.batch_size"]), "yours"
+            else:
+                batch, breason = choose_batch(cost, train_hw, ds.n_train, hw)
+            sec = cost.epoch_seconds(ds.n_train, train_hw, ds.n_val, val_hw, batch)
+            opt = _Option(model, knobs, scale, train_hw, val_hw, resize, crop, batch, breason, sec)
+            tried.append(opt)
+            if sec <= targets.epoch_seconds:
+                return opt, tried, geo_reason
+    # Nothing fits: the cheapest option measured, and the reason says so.
+    return min(tried, key=lambda o: o.epoch_s), tried, geo_reason
+
+
+def make_plan(
+    ds: DatasetFingerprint,
+    hw: HardwareFingerprint,
+    cost_fn: CostFn,
+    fixed: dict | None = None,
+    targets: Targets | None = None,
+) -> Plan:
+    """Decide the plan from the fingerprints; ``fixed`` holds the user's overrides (flat keys)."""
+    fixed = dict(fixed or {})
+    targets = targets or Targets()
+    best, tried, geo_reason = search_options(ds, hw, fixed, targets, cost_fn)
+    choices: list[Choice] = []
+
+    def add(key: str, value: Any, reason: str) -> None:
+        if key in fixed:
+            choices.append(
+                Choice(key, fixed[key], "set by you (the plan works around it)", "yours")
+            )
+        else:
+            choices.append(Choice(key, value, reason))
+
+    h, w = ds.median_hw
+    fits = best.epoch_s <= targets.epoch_seconds
+    if best.resize:
+        add("data.resize", best.resize, geo_reason or f"downscaled x{best.scale:g}")
+    else:
+        add(
+            "data.resize",
+            None,
+            f"full resolution {h}x{w}"
+            + (" fits the time budget" if fits and best.scale == 1 else ""),
+        )
+    add("data.crop_size", best.crop, geo_reason if best.crop else "whole images")
+    add("model.name", best.model, _model_reason(best, tried, targets, fits))
+    for knob, value in best.knobs.items():
+        add(f"model.{knob}", value, "see model.name")
+    add("train.batch_size", best.batch, best.batch_reason)
+    steps = max(1, ds.n_train // best.batch)
+    total_s = targets.total_seconds(hw)
+    by_time = max(1, int(total_s // max(best.epoch_s, 1e-3)))
+    by_steps = math.ceil(targets.steps_wanted / steps)
+    epochs = int(min(200, max(10, min(by_time, by_steps))))
+    epochs = int(fixed.get("train.epochs", epochs))
+    add(
+        "train.epochs",
+        epochs,
+        f"{targets.steps_wanted} optimizer steps at {steps}/epoch = {by_steps} epochs; "
+        f"the {total_s / 60:.0f} min budget allows {by_time}; kept within [10, 200]",
+    )
+    ratio, rare, common = ds.imbalance()
+    names = ds.class_names
+    if ratio > IMBALANCE_RATIO:
+        add(
+            "train.class_weights",
+            "median",
+            f"imbalanced: '{names[common]}' has {ratio:.0f}x the pixels of '{names[rare]}' "
+            f"(> {IMBALANCE_RATIO:g}x): median-frequency weights",
+        )
+    else:
+        add(
+            "train.class_weights",
+            None,
+            f"balanced enough: at most {ratio:.1f}x between classes (<= {IMBALANCE_RATIO:g}x)",
+        )
+    rot, scale_range, why = _augmentation(ds.n_train)
+    add("augment.rotation", rot, why)
+    add("augment.scale", scale_range, why)
+    cache, cache_reason = _cache_choice(ds, hw)
+    add("data.cache", cache, cache_reason)
+    epoch_s = best.epoch_s  # estimated with the user's batch size and geometry, when fixed
+    estimates = {
+        "epoch_seconds": round(epoch_s, 2),
+        "epochs": epochs,
+        "total_minutes": round(epoch_s * epochs / 60, 2),
+        "target_epoch_seconds": targets.epoch_seconds,
+        "fits_budget": fits,
+        "candidates": [
+            {
+                "model": o.model,
+                "knobs": o.knobs,
+                "scale": o.scale,
+                "train_hw": list(o.train_hw),
+                "batch": o.batch,
+                "epoch_seconds": round(o.epoch_s, 1),
+            }
+            for o in tried
+        ],
+    }
+    return Plan(choices, ds, hw, estimates)
+
+
+def _model_reason(best: _Option, tried: list[_Option], targets: Targets, fits: bool) -> str:
+    at_scale = [o for o in tried if o.scale == best.scale]
+    others = [o for o in tried if o.scale != best.scale]
+    parts = [f"{o.label()} ~{_num(o.epoch_s)}s" for o in at_scale]
+    text = f"per epoch, timed: {', '.join(parts)}"
+    if others:
+        text += f" (at x{best.scale:g}; larger scales did not fit)"
+    if fits:
+        return f"most capable that fits {targets.epoch_seconds:.0f} s/epoch; {text}"
+    return (
+        f"nothing fits {targets.epoch_seconds:.0f} s/epoch, cheapest taken; {text}; "
+        f"consider a smaller data.resize"
+    )
+
+
+def _augmentation(n_train: int) -> tuple[float, list[float], str]:
+    if n_train < 500:
+        return 15.0, [0.7, 1.4], f"{n_train} training images (< 500): stronger augmentation"
+    if n_train > 5000:
+        return 5.0, [0.9, 1.1], f"{n_train} training images (> 5000): light augmentation"
+    return 10.0, [0.8, 1.25], f"{n_train} training images: default augmentation"
+
+
+def _cache_choice(ds: DatasetFingerprint, hw: HardwareFingerprint) -> tuple[bool, str]:
+    h, w = ds.median_hw
+    size = (ds.n_train + ds.n_val) * h * w * DECODED_BYTES_PER_PIXEL
+    limit = CACHE_MAX_BYTES if hw.ram_bytes is None else min(CACHE_MAX_BYTES, hw.ram_bytes / 4)
+    workers = loader_workers(-1, 1) if not hw.is_gpu else 1
+    if workers > 0:
+        return False, (
+            f"loader workers decode in parallel (and would each hold a copy); "
+            f"decoded set ~{_num(size / 2**20)} MiB"
+        )
+    if size > limit:
+        return False, f"decoded set ~{_num(size / 2**20)} MiB: too large to keep in memory"
+    return True, (
+        f"decoded set ~{_num(size / 2**20)} MiB fits in memory: no image decoding "
+        f"after the first epoch"
+    )
+
+
+class MeasuredCosts:
+    """``cost_fn`` for ``make_plan``: times each candidate once on this machine."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        device_name: str,
+        median_hw: tuple[int, int],
+        data_s_per_image: float,
+    ) -> None:
+        self.device = pick_device(device_name)
+        self.num_classes = num_classes
+        self.data_s = data_s_per_image
+        h, w = median_hw
+        f = min(1.0, 512 / max(h, w))  # timed at most at this size (see measure_model_cost)
+        self.size = (max(1, round(h * f)), max(1, round(w * f)))
+        self.batch = 2 if self.device.type == "cpu" else 4
+        self._cache: dict[str, ModelCost] = {}
+
+    def __call__(self, model: str, knobs: dict) -> ModelCost:
+        key = json.dumps([model, knobs], sort_keys=True)
+        if key not in self._cache:
+            cost = measure_model_cost(
+                model,
+                knobs,
+                self.num_classes,
+                self.device,
+                self.size,
+                self.batch,
+                min_step_s=0.3 if self.device.type == "cpu" else 0.05,
+            )
+            cost.data_s_per_image = self.data_s if self.device.type == "cpu" else 0.0
+            self._cache[key] = cost
+        return self._cache[key]
+
+
+def plan_for_config(
+    cfg: RunConfig,
+    fixed: dict | None = None,
+    targets: Targets | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> Plan:
+    """Fingerprint ``cfg.data.root`` and this machine (``cfg.train.device``) and make a plan."""
+    d = cfg.data
+    ds = fingerprint_dataset(d.root, d.format, d.train_split, d.val_split, progress=progress)
+    hw = fingerprint_hardware(cfg.train.device)
+    configure_threads(pick_device(cfg.train.device), 1, cfg.train.threads)
+    log(f"planning: timing candidate models on {hw.device} (a few seconds)")
+    data_s = measure_data_cost(open_split(d.root, d.train_split, d.format))
+    costs = MeasuredCosts(ds.num_classes, cfg.train.device, ds.median_hw, data_s)
+    return make_plan(ds, hw, costs, fixed, targets)
+
+
+def is_unconfigured(args: argparse.Namespace, overrides: list[str]) -> bool:
+    """No model options: no --model, no --config, no model.* override (and not --no-plan)."""
+    if (
+        getattr(args, "no_plan", False)
+        or getattr(args, "model", None)
+        or getattr(args, "config", None)
+        or getattr(args, "resume", None)
+    ):
+        return False
+    return not any(k.startswith("model.") or k == "model" for k in flat_keys(overrides))
+
+
+def apply_plan_if_unconfigured(
+    args: argparse.Namespace, overrides: list[str], log: Callable[[str], None] = print
+) -> tuple[list[str], Plan | None]:
+    """For ``pixelseg train``: when the user chose no model, plan one and put the plan's
+    overrides before the user's. Returns (overrides, plan or None)."""
+    if not is_unconfigured(args, overrides):
+        return overrides, None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Each process would time the models itself and could plan differently.
+        log(
+            "self-configuration is off under torchrun: run `pixelseg plan --data DIR --save "
+            "plan.yaml` once and train with --config plan.yaml"
+        )
+        return overrides, None
+    cfg = load_config(None, overrides)
+    if not cfg.data.root:
+        return overrides, None  # the trainer names the missing key
+    plan = plan_for_config(cfg, flat_keys(overrides), log=log)
+    log(plan.table())
+    log("(pass --model, --config or model.* to choose yourself; any key=value overrides the plan)")
+    return plan.overrides() + overrides, plan

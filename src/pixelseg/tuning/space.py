@@ -1,0 +1,325 @@
+"""The search space of ``pixelseg tune``: which configuration keys vary in a trial, and how.
+
+The defaults search the model (family first, then a model of that family), the knobs each model
+has, the optimiser and the augmentation. ``--space space.yaml`` changes them; every section is
+optional and is merged into the defaults:
+
+    models: [unet, lightseg, reseg]     # candidate models; default: every registered model
+    params:                             # configuration key -> distribution
+      train.lr: {low: 1.0e-4, high: 1.0e-2, log: true}
+      train.batch_size: [4, 8, 16]
+      train.weight_decay: null          # null: not searched, the base configuration's value
+      augment.colour: {low: 0.0, high: 0.4}          # brightness = contrast = saturation
+      augment.scale_jitter: {low: 0.0, high: 0.5}    # augment.scale = [1/(1+s), 1+s]
+      train.optimizer: adamw            # a single value: set in every trial, not searched
+    knobs:                              # model knob -> distribution, for every candidate
+      width: [8, 16, 32]                # model that has the knob; the others ignore it
+      depth: {low: 2, high: 4}
+      cell: [gru, lstm]
+      embed_dim: null                   # null removes a default knob
+    per_model:                          # one model's own distribution for a knob (wins)
+      reseg: {depth: {low: 1, high: 3}}
+
+Distributions: a list is a categorical choice (of numbers, strings, booleans or null);
+``{low, high}`` is an integer range when both ends are integers (``step`` optional), else a
+float range (``log: true`` or ``step`` optional); any other single value is fixed.
+
+Trial parameters are named after what they set: ``family``, ``cnn_model`` / ``rnn_model``
+(asked only when there is a choice), configuration keys as written (``train.lr``), and model
+knobs as ``<model>.<knob>`` (``unet.width``), because each model's knob is its own conditional
+parameter: a width that suits one model says nothing about another's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import PixelsegError
+
+# Keys that stand for several configuration keys at once (so the search has fewer dimensions).
+DERIVED_KEYS = ("augment.colour", "augment.scale_jitter")
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+    "train.weight_decay": {"low": 1e-6, "high": 1e-3, "log": True},
+    "train.batch_size": [4, 8, 16],
+    "augment.rotation": {"low": 0.0, "high": 30.0},
+    "augment.scale_jitter": {"low": 0.0, "high": 0.5},
+    "augment.hflip": [0.0, 0.5],
+    "augment.colour": {"low": 0.0, "high": 0.4},
+}
+
+DEFAULT_KNOBS: dict[str, Any] = {
+    "width": [8, 16, 32],
+    "depth": {"low": 2, "high": 4},
+    "kernel_size": [3, 5],
+    "activation": ["relu", "gelu", "silu"],
+    "cell": ["gru", "lstm"],
+    "hidden_size": [32, 64, 128],
+}
+
+DEFAULT_PER_MODEL: dict[str, dict[str, Any]] = {
+    "reseg": {"depth": {"low": 1, "high": 3}},  # its encoder halves the size per level
+}
+
+SECTIONS = ("models", "params", "knobs", "per_model")
+
+
+@dataclass(frozen=True)
+class Dist:
+    """One parameter's distribution: categorical, int, float, or fixed."""
+
+    kind: str  # "categorical" | "int" | "float" | "fixed"
+    choices: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    step: float | None = None
+    value: Any = None
+
+    @classmethod
+    def parse(cls, spec: Any, key: str) -> Dist:
+        """A YAML value -> a distribution; errors name ``key``."""
+        if isinstance(spec, list):
+            if not spec:
+                raise PixelsegError(f"{key}: an empty list of choices")
+            for v in spec:
+                if v is not None and not isinstance(v, (bool, int, float, str)):
+                    raise PixelsegError(
+                        f"{key}: choices must be numbers, strings, booleans or null, got {v!r}"
+                    )
+            return cls("categorical", choices=tuple(spec))
+        if isinstance(spec, dict) and ("low" in spec or "high" in spec):
+            unknown = set(spec) - {"low", "high", "log", "step"}
+            if unknown or "low" not in spec or "high" not in spec:
+                raise PixelsegError(
+                    f"{key}: a range is {{low, high}} with optional log or step, got {spec}"
+                )
+            low, high = spec["low"], spec["high"]
+            log, step = bool(spec.get("log")), spec.get("step")
+            for name, v in (("low", low), ("high", high), ("step", step)):
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise PixelsegError(f"{key}: {name} must be a number, got {v!r}")
+            if low > high:
+                raise PixelsegError(f"{key}: low {low} is above high {high}")
+            if log and low <= 0:
+                raise PixelsegError(f"{key}: a log range needs low > 0, got {low}")
+            if log and step is not None:
+                raise PixelsegError(f"{key}: use log or step, not both")
+            is_int = all(isinstance(v, int) for v in (low, high)) and (
+                step is None or isinstance(step, int)
+            )
+            return cls("int" if is_int else "float", low=low, high=high, log=log, step=step)
+        if isinstance(spec, dict):
+            raise PixelsegError(
+                f"{key}: expected a list of choices, {{low, high}} or a value, got {spec}"
+            )
+        return cls("fixed", value=spec)
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        if self.kind == "categorical":
+            return trial.suggest_categorical(name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(
+                name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
+        if self.kind == "float":
+            return trial.suggest_float(
+                name, float(self.low), float(self.high), step=self.step, log=self.log
+            )
+        return self.value
+
+    def values(self) -> list:
+        """The extreme values (for checks that every choice builds)."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind in ("int", "float"):
+            return [self.low, self.high]
+        return [self.value]
+
+    def text(self) -> str:
+        if self.kind == "categorical":
+            return "{" + ", ".join(str(c) for c in self.choices) + "}"
+        if self.kind == "fixed":
+            return f"= {self.value}"
+        return f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
+
+
+@dataclass
+class SearchSpace:
+    models: list[str]
+    params: dict[str, Dist] = field(default_factory=dict)
+    knobs: dict[str, Dist] = field(default_factory=dict)
+    per_model: dict[str, dict[str, Dist]] = field(default_factory=dict)
+
+    def knobs_for(self, model: str) -> dict[str, Dist]:
+        """The knob distributions that apply to ``model`` (only knobs it has)."""
+        from ..models import get_entry
+
+        has = get_entry(model).knobs()
+        merged = {**self.knobs, **self.per_model.get(model, {})}
+        return {k: d for k, d in merged.items() if k in has}
+
+    def families(self) -> dict[str, list[str]]:
+        from ..models import get_entry
+
+        out: dict[str, list[str]] = {}
+        for name in self.models:
+            out.setdefault(get_entry(name).family, []).append(name)
+        return out
+
+    def sample(self, trial: Any) -> list[str]:
+        """Ask ``trial`` for every parameter; return the choices as ``key=value`` overrides."""
+        families = self.families()
+        family = next(iter(families))
+        if len(families) > 1:
+            family = trial.suggest_categorical("family", sorted(families))
+        models = families[family]
+        model = models[0]
+        if len(models) > 1:
+            model = trial.suggest_categorical(f"{family}_model", models)
+        pairs: dict[str, Any] = {"model.name": model}
+        for key, dist in self.params.items():
+            pairs.update(expand(key, dist.suggest(trial, key)))
+        for knob, dist in self.knobs_for(model).items():
+            pairs[f"model.{knob}"] = dist.suggest(trial, f"{model}.{knob}")
+        return [f"{k}={format_value(v)}" for k, v in pairs.items()]
+
+    def describe(self) -> str:
+        """Several lines, one per parameter, for the log."""
+        lines = []
+        for fam, names in self.families().items():
+            lines.append(f"  {fam} models: {', '.join(names)}")
+        for key, d in self.params.items():
+            lines.append(f"  {key}: {d.text()}")
+        for name in self.models:
+            knobs = ", ".join(f"{k} {d.text()}" for k, d in self.knobs_for(name).items())
+            lines.append(f"  {name} knobs: {knobs or '(none searched)'}")
+        return "\n".join(lines)
+
+
+def expand(key: str, value: Any) -> dict[str, Any]:
+    """A derived key -> the configuration keys it sets; any other key -> itself."""
+    if key == "augment.colour":
+        return {f"augment.{k}": value for k in ("brightness", "contrast", "saturation")}
+    if key == "augment.scale_jitter":
+        return {"augment.scale": [round(1.0 / (1.0 + value), 4), round(1.0 + value, 4)]}
+    return {key: value}
+
+
+def format_value(value: Any) -> str:
+    """A value as the right-hand side of ``key=value`` (YAML, which JSON is a subset of)."""
+    if isinstance(value, str) and yaml.safe_load(value) == value and "=" not in value:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        # YAML 1.1 reads "1e-05" (no dot) as a string: write "1.0e-05".
+        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text
+    return json.dumps(value)
+
+
+def default_space() -> SearchSpace:
+    return build_space({})
+
+
+def load_space(path: str | Path | None) -> SearchSpace:
+    """The defaults merged with the YAML file at ``path`` (see the module docstring)."""
+    if path is None:
+        return default_space()
+    path = Path(path)
+    if not path.is_file():
+        raise PixelsegError(f"{path}: search space file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise PixelsegError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise PixelsegError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    try:
+        return build_space(data)
+    except PixelsegError as e:
+        raise PixelsegError(f"{path}: {e}") from None
+
+
+def build_space(data: dict) -> SearchSpace:
+    """Defaults <- ``data`` (the parsed YAML), checked against the config and the registry."""
+    from ..models import list_models
+
+    unknown = set(data) - set(SECTIONS)
+    if unknown:
+        raise PixelsegError(
+            f"{sorted(unknown)[0]}: unknown section; sections are {', '.join(SECTIONS)}"
+        )
+    registered = {e.name: e for e in list_models()}
+    models = data.get("models") or sorted(registered)
+    if models == "all":
+        models = sorted(registered)
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, list):
+        raise PixelsegError(f"models: expected a list of model names, got {models!r}")
+    for name in models:
+        if name not in registered:
+            raise PixelsegError(
+                f"models: unknown model {name!r}; registered: {', '.join(sorted(registered))}"
+            )
+    params = _merge(DEFAULT_PARAMS, data.get("params"), "params")
+    knobs = _merge(DEFAULT_KNOBS, data.get("knobs"), "knobs")
+    per_model_raw = data.get("per_model") or {}
+    if not isinstance(per_model_raw, dict):
+        raise PixelsegError("per_model: expected a mapping of model -> knob distributions")
+    per_model = {}
+    for name in {**DEFAULT_PER_MODEL, **per_model_raw}:
+        if name not in registered:
+            raise PixelsegError(f"per_model.{name}: unknown model")
+        per_model[name] = _merge(
+            DEFAULT_PER_MODEL.get(name, {}), per_model_raw.get(name), f"per_model.{name}"
+        )
+        for knob in per_model[name]:
+            if knob not in registered[name].knobs():
+                raise PixelsegError(
+                    f"per_model.{name}.{knob}: not a knob of {name}; its knobs "
+                    f"are {', '.join(registered[name].knobs())}"
+                )
+    for key in params:
+        _check_param_key(key, params[key])
+    all_knobs = {k for name in models for k in registered[name].knobs()}
+    for knob in data.get("knobs") or {}:
+        if knob in knobs and knob not in all_knobs:
+            raise PixelsegError(
+                f"knobs.{knob}: none of the candidate models ({', '.join(models)}) has this knob"
+            )
+    return SearchSpace(list(models), params, knobs, per_model)
+
+
+def _merge(defaults: dict, given: Any, section: str) -> dict[str, Dist]:
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise PixelsegError(f"{section}: expected a mapping of key -> distribution")
+    merged = {**defaults, **given}
+    return {k: Dist.parse(v, f"{section}.{k}") for k, v in merged.items() if v is not None}
+
+
+def _check_param_key(key: str, dist: Dist) -> None:
+    """A searched key must be a configuration key (or a derived one), and its values valid."""
+    from ..config import load_config
+
+    if key.startswith("model."):
+        raise PixelsegError(
+            f"params.{key}: model knobs go in the knobs section, the model choice in models"
+        )
+    if key in DERIVED_KEYS:
+        return
+    for value in dist.values():
+        try:
+            load_config(overrides=[f"{key}={format_value(value)}"])
+        except PixelsegError as e:
+            raise PixelsegError(f"params.{key}: {e}") from None

@@ -1,0 +1,454 @@
+"""The Optuna study behind ``pixelseg tune``: sample a configuration, train it as a normal run,
+report the val mIoU after every epoch so that bad trials are pruned, and keep the best.
+
+    opts = TuneOptions(data="data/", trials=20, epochs_per_trial=3)
+    summary = run_study(opts)          # -> <out>/<study>/{study.db, trials/, best.yaml, ...}
+
+Storage and workers. The study lives in a database, by default ``<out>/<study>/study.db``
+(SQLite), and is loaded if it exists: an interrupted study resumes, and several workers
+(``pixelseg tune`` started more than once, with the same --out and --study, or the same
+--storage URL on several machines) share it. ``--trials N`` is the size of the whole study,
+not of one worker: a worker starts a trial only while fewer than N trials are finished (as
+completed, pruned or failed by an error) or running. Trials cut short by an interrupt or a
+killed worker do not count and are run again with a new configuration. With SQLite, the
+check and the creation of the trial happen under a file lock, so the count is exact; with a
+database server a race between two workers can create a trial too many, which is then
+recorded as failed with ``skipped`` set and not run.
+
+Every trial is a normal run folder, ``<out>/<study>/trials/trial-<number>``. Its sampler is
+TPE seeded with ``seed + trial number``, so a study is reproducible trial by trial whatever
+the number of workers (up to the order in which parallel trials finish).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, load_config
+from ..errors import PixelsegError
+from . import require_optuna
+from .space import SearchSpace, default_space
+
+PRUNERS = ("median", "halving", "none")
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+@dataclass
+class TuneOptions:
+    data: str | None = None
+    trials: int = 20
+    out: str = "tune"
+    study: str = "study"
+    storage: str | None = None  # default: sqlite:///<out>/<study>/study.db
+    space: SearchSpace | None = None  # default: default_space()
+    epochs_per_trial: int = 5
+    minutes_per_trial: float | None = None
+    timeout: float | None = None  # seconds for this worker; no new trial starts after it
+    pruner: str = "median"
+    seed: int = 0
+    config: str | None = None  # base configuration file
+    overrides: list[str] = field(default_factory=list)  # base key=value overrides
+    verbose: bool = False  # the trainer's own log lines
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.out) / self.study
+
+    def base_overrides(self) -> list[str]:
+        return ([f"data.root={self.data}"] if self.data else []) + list(self.overrides)
+
+
+@dataclass
+class TuneSummary:
+    study_dir: Path
+    counts: dict[str, int]
+    best_number: int | None
+    best_value: float | None
+    files: list[Path]
+    notes: list[str]
+
+
+class _TimeUp(Exception):
+    """Raised from the epoch callback when a trial has used its minutes."""
+
+
+class _FileLock:
+    """An exclusive lock on a file (POSIX flock); a no-op where flock does not exist."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path, self._fd = path, None
+
+    def acquire(self) -> None:
+        if self.path is None or self._fd is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # Windows: SQLite's own locking (and its timeout) is all there is
+            return
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        import fcntl
+
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> _FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def storage_url(opts: TuneOptions) -> str:
+    if opts.storage:
+        return opts.storage
+    return f"sqlite:///{(opts.study_dir / 'study.db').resolve()}"
+
+
+def make_storage(url: str):
+    """An RDBStorage with a heartbeat (so a killed worker's trial is failed, not left running)
+    and, for SQLite, a long busy timeout: concurrent writers wait instead of failing with
+    'database is locked'."""
+    optuna = require_optuna()
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    try:
+        with warnings.catch_warnings():  # the heartbeat is flagged experimental
+            warnings.simplefilter("ignore")
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=30, grace_period=120, **kwargs
+            )
+    except Exception as e:  # a bad URL, a missing driver, an unreachable server
+        raise PixelsegError(f"--storage {url}: cannot open the study database ({e})") from None
+
+
+def make_pruner(name: str):
+    optuna = require_optuna()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise PixelsegError(f"--pruner {name}: choose from {', '.join(PRUNERS)}")
+
+
+def make_sampler(seed: int, trials: int):
+    optuna = require_optuna()
+    with warnings.catch_warnings():  # constant_liar is experimental
+        warnings.simplefilter("ignore")
+        # constant_liar: running trials count as bad, so parallel workers explore apart.
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=max(3, min(10, trials // 3)), constant_liar=True
+        )
+
+
+def counts_toward_budget(trial) -> bool:
+    """Finished or running trials count; interrupted, stale and skipped ones do not."""
+    state = trial.state.name
+    if state in ("COMPLETE", "PRUNED", "RUNNING", "WAITING"):
+        return True
+    return state == "FAIL" and "error" in trial.user_attrs
+
+
+def trial_config(opts: TuneOptions, sampled: list[str], number: int | None = None) -> RunConfig:
+    """Base configuration <- the trial's choices; with ``number``, the trial's run settings
+    (folder, epochs), else the base's (for best.yaml). Base model knobs that the sampled model
+    does not have are dropped: a base ``model.width=8`` cannot apply to ReNet."""
+    from ..models import get_entry
+
+    cfg = load_config(opts.config, opts.base_overrides() + sampled)
+    has = get_entry(cfg.model.name).knobs()
+    cfg.model.knobs = {k: v for k, v in cfg.model.knobs.items() if k in has}
+    if number is not None:
+        cfg.name, cfg.out_dir = f"trial-{number}", str(opts.study_dir / "trials")
+        cfg.train.epochs = opts.epochs_per_trial
+    return cfg
+
+
+def check_options(opts: TuneOptions) -> RunConfig:
+    """Everything that can be wrong with the user's input, before any trial runs."""
+    from ..data.pipeline import open_train_val
+    from ..models import get_entry
+
+    if opts.trials < 1:
+        raise PixelsegError(f"--trials: must be >= 1, got {opts.trials}")
+    if opts.epochs_per_trial < 1:
+        raise PixelsegError(f"--epochs-per-trial: must be >= 1, got {opts.epochs_per_trial}")
+    if opts.minutes_per_trial is not None and opts.minutes_per_trial <= 0:
+        raise PixelsegError(f"--minutes-per-trial: must be > 0, got {opts.minutes_per_trial}")
+    if opts.pruner not in PRUNERS:
+        raise PixelsegError(f"--pruner {opts.pruner}: choose from {', '.join(PRUNERS)}")
+    base = load_config(opts.config, opts.base_overrides())
+    open_train_val(base.data)  # names a missing dataset or split now, not in every trial
+    space = opts.space or default_space()
+    knobs = {k for name in space.models for k in get_entry(name).knobs()}
+    for knob in base.model.knobs:
+        if knob not in knobs:
+            raise PixelsegError(
+                f"model.{knob}: none of the candidate models "
+                f"({', '.join(space.models)}) has this knob"
+            )
+    return base
+
+
+def open_study(opts: TuneOptions, lock: _FileLock):
+    optuna = require_optuna()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own one line per trial instead
+    opts.study_dir.mkdir(parents=True, exist_ok=True)
+    with lock:  # two workers creating the same SQLite schema at once would collide
+        storage = make_storage(storage_url(opts))
+        study = optuna.create_study(
+            study_name=opts.study,
+            storage=storage,
+            direction="maximize",
+            load_if_exists=True,
+            sampler=make_sampler(opts.seed, opts.trials),
+            pruner=make_pruner(opts.pruner),
+        )
+    if study.direction.name != "MAXIMIZE":
+        raise PixelsegError(
+            f"--study {opts.study}: an existing study that minimises; choose another name"
+        )
+    trials_dir = opts.study_dir / "trials"
+    if not study.trials and trials_dir.is_dir() and any(trials_dir.iterdir()):
+        raise PixelsegError(
+            f"{trials_dir}: holds trial folders of another study (the "
+            f"database is new); use another --study or --out"
+        )
+    return study
+
+
+class _EpochReporter:
+    """The trainer's ``on_epoch``: report val mIoU, prune, enforce the trial's minutes."""
+
+    def __init__(self, trial, epochs: int, minutes: float | None) -> None:
+        self.trial, self.epochs, self.minutes = trial, epochs, minutes
+        self.t0 = time.time()
+        self.best = -math.inf
+
+    def __call__(self, row: dict) -> None:
+        optuna = require_optuna()
+        epoch, value = int(row["epoch"]), float(row["val_miou"])
+        self.best = max(self.best, value)
+        self.trial.report(value, epoch)  # also how trials.csv counts a trial's epochs
+        if epoch >= self.epochs:
+            return  # pruning after the last epoch would only throw the result away
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {epoch}: val mIoU {value:.4f}")
+        if self.minutes is not None and time.time() - self.t0 > 60 * self.minutes:
+            raise _TimeUp(f"stopped after epoch {epoch}: {self.minutes:g} min per trial used")
+
+
+def _objective(opts: TuneOptions, space: SearchSpace, lock: _FileLock, log: Callable) -> Callable:
+    from ..engine.trainer import train
+
+    optuna = require_optuna()
+
+    def objective(trial) -> float:
+        lock.release()  # the trial exists now: other workers may count it and start theirs
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        try:
+            sampled = space.sample(trial)
+            trial.set_user_attr("overrides", sampled)
+            cfg = trial_config(opts, sampled, trial.number)
+            trial.set_user_attr("run_dir", str(Path(cfg.out_dir) / cfg.name))
+            reporter = _EpochReporter(trial, opts.epochs_per_trial, opts.minutes_per_trial)
+            trial_log = (
+                (lambda *a, **k: log(f"  [trial {trial.number}]", *a))
+                if opts.verbose
+                else (lambda *a, **k: None)
+            )
+            try:
+                result = train(cfg, progress=False, log=trial_log, on_epoch=reporter)
+                return float(result.best_miou)
+            except _TimeUp as e:
+                trial.set_user_attr("stopped", str(e))
+                return float(reporter.best)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            raise
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            trial.set_user_attr("error", f"{type(e).__name__}: {first}")
+            raise
+
+    return objective
+
+
+def _skip_if_over_budget(opts: TuneOptions, study, trial) -> bool:
+    """With a database server, two workers may both have seen room for one more trial."""
+    used = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.number < trial.number and counts_toward_budget(t)
+    ]
+    return len(used) >= opts.trials
+
+
+def run_study(opts: TuneOptions, log: Callable[..., None] = print) -> TuneSummary:
+    """Run trials until the study has ``opts.trials`` (see the module docstring); write the
+    outputs (outputs.py) when this worker stops, also on Ctrl-C."""
+    from .outputs import write_outputs
+
+    require_optuna()  # before any work: a missing optuna is the first thing to say
+    space = opts.space or default_space()
+    base = check_options(opts)
+    sqlite = storage_url(opts).startswith("sqlite")
+    lock = _FileLock(opts.study_dir / ".tune.lock" if sqlite else None)
+    study = open_study(opts, lock)
+    log(
+        f"study {opts.study!r} in {opts.study_dir} (storage {storage_url(opts)}); "
+        f"{len(study.trials)} trial(s) already in it"
+    )
+    log("search space:\n" + space.describe())
+    estimate_cost(opts, base, study, log)
+    objective = _objective(opts, space, lock, log)
+    t_start, failures, finished = time.time(), 0, []
+
+    def on_trial_end(study, frozen) -> None:
+        finished.append(frozen)
+
+    try:
+        while True:
+            if opts.timeout is not None and time.time() - t_start >= opts.timeout:
+                log(f"--timeout {opts.timeout:g}s reached: no new trial")
+                break
+            lock.acquire()
+            try:
+                trials = study.get_trials(deepcopy=False)
+                if sum(counts_toward_budget(t) for t in trials) >= opts.trials:
+                    break
+                # TPE seeded per trial number (the next one, exact under the lock).
+                study.sampler = make_sampler(opts.seed + len(trials), opts.trials)
+                study.optimize(
+                    _guarded(objective, opts, study),
+                    n_trials=1,
+                    catch=(Exception,),
+                    callbacks=[on_trial_end],
+                )
+            finally:
+                lock.release()
+            frozen = finished[-1]
+            log(trial_line(frozen))
+            if len(finished) == 1 and frozen.duration is not None:
+                remaining = opts.trials - sum(counts_toward_budget(t) for t in study.trials)
+                log(
+                    f"  first trial took {frozen.duration.total_seconds():.0f} s: about "
+                    f"{remaining * frozen.duration.total_seconds() / 60:.1f} min for the "
+                    f"{remaining} still to start (less with pruning)"
+                )
+            failures = failures + 1 if "error" in frozen.user_attrs else 0
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                raise PixelsegError(
+                    f"{failures} trials in a row failed; the last: {frozen.user_attrs['error']}"
+                )
+    except BaseException:
+        lock.release()
+        with contextlib.suppress(Exception):  # keep what the finished trials found
+            write_outputs(study, opts, log)
+        raise
+    return write_outputs(study, opts, log)
+
+
+def _guarded(objective: Callable, opts: TuneOptions, study) -> Callable:
+    def run(trial) -> float:
+        if _skip_if_over_budget(opts, study, trial):
+            trial.set_user_attr("skipped", "the study's --trials budget was reached")
+            raise RuntimeError("budget reached")
+        return objective(trial)
+
+    return run
+
+
+def trial_line(t) -> str:
+    """One log line per finished trial."""
+    state = t.state.name
+    value = f"{t.value:.4f}" if t.value is not None else "-"
+    if state == "PRUNED" and t.intermediate_values:
+        last = max(t.intermediate_values)
+        value = f"{t.intermediate_values[last]:.4f} at epoch {last}"
+    secs = f"{t.duration.total_seconds():.0f}s" if t.duration else "-"
+    params = " ".join(f"{k}={_short(v)}" for k, v in t.params.items())
+    attrs = t.user_attrs
+    extra = attrs.get("error") or attrs.get("stopped") or attrs.get("skipped") or ""
+    return f"trial {t.number:>3} {state:<8} val mIoU {value:<18} {secs:>6}  {params}" + (
+        f"  ({extra})" if extra else ""
+    )
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def estimate_cost(opts: TuneOptions, base: RunConfig, study, log: Callable) -> None:
+    """Print what the study will cost: trials x epochs, and minutes from a timed step of the
+    base configuration's model (the models in the space differ; the first trial tells more)."""
+    from ..data.formats import open_split
+    from ..engine.device import configure_threads, pick_device
+    from .cost import measure_model_cost
+    from .fingerprint import image_size, spread
+
+    todo = max(0, opts.trials - sum(counts_toward_budget(t) for t in study.trials))
+    epochs = todo * opts.epochs_per_trial
+    line = (
+        f"budget: {todo} trial(s) to run x {opts.epochs_per_trial} epoch(s) = at most "
+        f"{epochs} epochs (pruning stops bad trials early)"
+    )
+    if opts.minutes_per_trial:
+        line += f", at most {opts.minutes_per_trial:g} min per trial"
+    if todo == 0:
+        log(line)
+        return
+    with contextlib.suppress(Exception):  # an estimate must never stop the study
+        d = base.data
+        train_src = open_split(d.root, d.train_split, d.format)
+        val_src = open_split(d.root, d.val_split, d.format)
+        sizes = [image_size(i.image) for i in spread(train_src.items, 5)]
+        native = tuple(sorted(sizes)[len(sizes) // 2])
+        val_hw = tuple(d.resize) if d.resize else native
+        train_hw = tuple(d.crop_size) if d.crop_size else val_hw
+        device = pick_device(base.train.device)
+        configure_threads(device, 1, base.train.threads)
+        cost = measure_model_cost(
+            base.model.name,
+            base.model.knobs,
+            train_src.classes.num_classes,
+            device,
+            max_hw=train_hw,
+            min_step_s=0.1,
+        )
+        epoch_s = cost.epoch_seconds(
+            len(train_src),
+            train_hw,
+            len(val_src),
+            val_hw,
+            base.train.batch_size,
+            base.train.max_steps_per_epoch,
+        )
+        total = epoch_s * epochs
+        if opts.minutes_per_trial:
+            total = min(total, todo * 60 * opts.minutes_per_trial)
+        line += (
+            f"; about {total / 60:.1f} min on this machine ({base.model.name} timed: "
+            f"~{epoch_s:.1f} s/epoch; other models in the space differ)"
+        )
+    log(line)

@@ -1,0 +1,192 @@
+"""Self-configuration: fingerprints, the plan's decisions (with fake timings, so they are
+deterministic), the user's overrides winning, `pixelseg plan` and `pixelseg train --data`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import yaml
+from PIL import Image
+
+from pixelseg.cli.main import main
+from pixelseg.config import load_config
+from pixelseg.tuning.cost import ModelCost
+from pixelseg.tuning.fingerprint import (
+    DatasetFingerprint,
+    HardwareFingerprint,
+    fingerprint_dataset,
+    image_size,
+)
+from pixelseg.tuning.plan import apply_plan_if_unconfigured, flat_keys, make_plan
+
+# Seconds per megapixel (training) of each candidate, roughly this machine's 2 cores.
+FAKE_S_PER_MPIX = {
+    ("unet", 64): 80.0,
+    ("unet", 32): 30.0,
+    ("unet", 16): 10.0,
+    ("lightseg", 16): 1.5,
+    ("lightseg", 32): 4.0,
+}
+
+
+def fake_costs(model: str, knobs: dict) -> ModelCost:
+    s = FAKE_S_PER_MPIX[(model, knobs.get("width"))]
+    return ModelCost(model, knobs, s, s / 4, peak_bytes_per_mpix=2e9, data_s_per_image=0.01)
+
+
+def dataset(n_train=367, n_val=101, hw=(360, 480), lo=None, hi=None, shares=None):
+    shares = shares or [0.3, 0.3, 0.2, 0.19, 0.01]
+    return DatasetFingerprint(
+        root="d",
+        format="camvid",
+        class_names=[f"c{i}" for i in range(len(shares))],
+        n_train=n_train,
+        n_val=n_val,
+        sizes={},
+        median_hw=hw,
+        min_hw=lo or hw,
+        max_hw=hi or hw,
+        size_samples=10,
+        class_shares=shares,
+        stats_samples=n_train,
+    )
+
+
+CPU = HardwareFingerprint("cpu", 2, 16 * 2**30)
+GPU = HardwareFingerprint("cuda:0", 16, 128 * 2**30, "H100", 80 * 2**30)
+
+
+def test_cpu_large_images_get_downscaled_and_a_light_model():
+    plan = make_plan(dataset(), CPU, fake_costs)
+    assert plan.value("model.name") == "lightseg"
+    resize = plan.value("data.resize")
+    assert resize is not None and resize[0] < 360 and resize[0] / resize[1] == 360 / 480
+    assert plan.value("data.crop_size") is None
+    assert plan.estimates["epoch_seconds"] <= 60
+    assert 10 <= plan.value("train.epochs") <= 200
+    assert plan.value("train.class_weights") == "median"  # 0.3 vs 0.01: 30x
+    assert plan.value("augment.rotation") == 15.0  # < 500 images
+    for pair in plan.overrides():  # every choice is a valid override
+        load_config(overrides=[pair])
+    text = plan.table()
+    assert "model.name" in text and "reason" in text and "s per epoch" in text
+
+
+def test_small_images_keep_full_resolution_and_the_largest_model():
+    plan = make_plan(
+        dataset(n_train=200, n_val=40, hw=(64, 64), shares=[0.25, 0.25, 0.25, 0.25]),
+        CPU,
+        fake_costs,
+    )
+    assert plan.value("model.name") == "unet" and plan.value("model.width") == 32
+    assert plan.value("data.resize") is None and plan.value("train.batch_size") == 8
+    assert plan.value("train.class_weights") is None
+
+
+def test_gpu_plans_bigger_models_and_batches():
+    cpu = make_plan(dataset(), CPU, fake_costs)
+    gpu = make_plan(dataset(), GPU, lambda m, k: ModelCost(m, k, 0.05, 0.01, 2e9))
+    assert gpu.value("model.name") == "unet" and gpu.value("model.width") == 64
+    assert gpu.value("data.resize") is None
+    assert gpu.value("train.batch_size") > cpu.value("train.batch_size")
+    assert gpu.value("data.cache") is False  # loader workers decode in parallel there
+
+
+def test_varying_sizes_are_cropped_not_resized():
+    ds = dataset(hw=(375, 500), lo=(300, 400), hi=(500, 500))
+    plan = make_plan(ds, CPU, fake_costs)
+    assert plan.value("data.resize") is None
+    crop = plan.value("data.crop_size")
+    assert crop is not None and crop[0] <= 375
+
+
+def test_user_overrides_win_and_the_plan_works_around_them():
+    fixed = flat_keys(["train.batch_size=2", "data.resize=[90, 120]", "train.epochs=3"])
+    plan = make_plan(dataset(), CPU, fake_costs, fixed)
+    assert plan.value("train.batch_size") == 2 and plan.value("train.epochs") == 3
+    assert plan.value("data.resize") == [90, 120]
+    overrides = plan.overrides()
+    assert not any(
+        o.startswith(("train.batch_size=", "data.resize=", "train.epochs=")) for o in overrides
+    )
+    # The epoch estimate uses the user's batch and size: 90x120 is cheap enough for a U-Net.
+    assert plan.value("model.name") == "unet"
+    assert "(yours)" in plan.table()
+
+
+def test_image_size_reads_headers_and_exif_rotation(tmp_path):
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
+    assert image_size(tmp_path / "a.png") == (30, 40)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90: read_image returns it 40 high, 30 wide
+    Image.new("RGB", (40, 30)).save(tmp_path / "b.jpg", exif=exif)
+    assert image_size(tmp_path / "b.jpg") == (40, 30)
+
+
+def test_fingerprint_of_scenes(scenes):
+    fp = fingerprint_dataset(str(scenes))
+    assert (fp.n_train, fp.n_val, fp.num_classes) == (8, 4, 7)
+    assert fp.median_hw == (32, 32) and not fp.sizes_vary
+    assert sum(fp.class_shares) == pytest.approx(1.0)
+
+
+def test_cli_plan_prints_and_saves(scenes, tmp_path, capsys):
+    cfg_file, js = tmp_path / "plan.yaml", tmp_path / "plan.json"
+    assert (
+        main(
+            [
+                "plan",
+                "--data",
+                str(scenes),
+                "--save",
+                str(cfg_file),
+                "--json",
+                str(js),
+                "train.batch_size=2",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "choice" in out and "reason" in out and "as overrides:" in out
+    cfg = load_config(cfg_file)  # `pixelseg train --config plan.yaml` accepts it
+    assert cfg.data.root == str(scenes) and cfg.train.batch_size == 2
+    data = json.loads(js.read_text())
+    assert {"choices", "overrides", "dataset", "hardware", "estimates"} <= set(data)
+
+
+def test_train_without_model_options_plans_and_saves_the_plan(scenes, tmp_path, capsys):
+    out_dir = tmp_path / "runs"
+    common = ["train", "--quiet", "--data", str(scenes), "--out-dir", str(out_dir)]
+    budget = ["train.epochs=1", "train.max_steps_per_epoch=1", "train.threads=1"]
+    assert main([*common, "--name", "planned", *budget]) == 0
+    run = out_dir / "planned"
+    plan = json.loads((run / "plan.json").read_text())
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    chosen = {c["key"]: c for c in plan["choices"]}
+    assert cfg["model"]["name"] == chosen["model.name"]["value"]
+    assert cfg["train"]["epochs"] == 1 and chosen["train.epochs"]["source"] == "yours"
+    assert cfg["train"]["batch_size"] == chosen["train.batch_size"]["value"]
+    assert "plan:" in capsys.readouterr().out
+
+    # Any model option means: no plan.
+    assert main([*common, "--name", "chosen", "model.width=4", "model.depth=1", *budget]) == 0
+    assert not (out_dir / "chosen" / "plan.json").exists()
+
+
+def test_no_plan_for_model_options_no_plan_flag_or_torchrun(monkeypatch):
+    base = dict(model=None, config=None, resume=None, no_plan=False)
+
+    def applied(overrides, **kw):
+        args = argparse.Namespace(**{**base, **kw})
+        return apply_plan_if_unconfigured(args, overrides, log=lambda *a: None)[1] is not None
+
+    pairs = ["data.root=/nonexistent"]
+    assert not applied(pairs, model="unet")
+    assert not applied(pairs, config="run.yaml")
+    assert not applied(pairs, no_plan=True)
+    assert not applied([*pairs, "model.width=8"])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert not applied(pairs)

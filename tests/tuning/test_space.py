@@ -1,0 +1,128 @@
+"""The search space: the YAML format (as documented), defaults, conditional sampling, errors."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+
+optuna = pytest.importorskip("optuna")
+
+from pixelseg.config import load_config  # noqa: E402
+from pixelseg.errors import PixelsegError  # noqa: E402
+from pixelseg.models import create_model, list_models  # noqa: E402
+from pixelseg.tuning import space as space_mod  # noqa: E402
+from pixelseg.tuning.space import build_space, default_space, load_space  # noqa: E402
+
+# The format, as a user writes it (the module docstring shows the same file).
+DOCUMENTED = """
+models: [unet, lightseg, reseg]     # candidate models; default: every registered model
+params:                             # configuration key -> distribution
+  train.lr: {low: 1.0e-4, high: 1.0e-2, log: true}
+  train.batch_size: [4, 8, 16]
+  train.weight_decay: null          # null: not searched, the base configuration's value
+  augment.colour: {low: 0.0, high: 0.4}          # brightness = contrast = saturation
+  augment.scale_jitter: {low: 0.0, high: 0.5}    # augment.scale = [1/(1+s), 1+s]
+  train.optimizer: adamw            # a single value: set in every trial, not searched
+knobs:                              # model knob -> distribution, for every candidate
+  width: [8, 16, 32]                # model that has the knob; the others ignore it
+  depth: {low: 2, high: 4}
+  cell: [gru, lstm]
+  embed_dim: null                   # null removes a default knob
+per_model:                          # one model's own distribution for a knob (wins)
+  reseg: {depth: {low: 1, high: 3}}
+"""
+
+
+def test_documented_example_is_the_docstring_and_loads(tmp_path):
+    assert textwrap.indent(DOCUMENTED.strip(), "    ") in space_mod.__doc__
+    path = tmp_path / "space.yaml"
+    path.write_text(DOCUMENTED)
+    space = load_space(path)
+    assert space.models == ["unet", "lightseg", "reseg"]
+    assert "train.weight_decay" not in space.params
+    assert space.params["train.lr"].kind == "float" and space.params["train.lr"].log
+    assert space.params["train.batch_size"].choices == (4, 8, 16)
+    assert space.params["train.optimizer"].kind == "fixed"
+    assert space.knobs["depth"].kind == "int"
+    assert space.knobs_for("reseg")["depth"].high == 3  # per_model wins
+    assert space.knobs_for("unet")["depth"].high == 4
+    assert "cell" not in space.knobs_for("unet")  # only knobs the model has
+    assert set(space.families()) == {"cnn", "rnn"}
+
+
+def test_defaults_cover_every_model_and_only_their_knobs():
+    space = default_space()
+    assert space.models == sorted(e.name for e in list_models())
+    for entry in list_models():
+        assert set(space.knobs_for(entry.name)) <= set(entry.knobs())
+
+
+def test_sample_is_conditional_and_gives_valid_overrides(tmp_path):
+    space = default_space()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    seen = set()
+    for _ in range(12):
+        trial = study.ask()
+        overrides = space.sample(trial)
+        cfg = load_config(overrides=[f"data.root={tmp_path}", *overrides])
+        seen.add(cfg.model.name)
+        knobs = {e.name: e.knobs() for e in list_models()}[cfg.model.name]
+        assert set(cfg.model.knobs) <= set(knobs)
+        # Knob parameters are per model: unet's width is "unet.width".
+        assert all(
+            k.split(".")[0] in (cfg.model.name, "train", "augment")
+            or k in ("family", "cnn_model", "rnn_model")
+            for k in trial.params
+        )
+        assert cfg.augment.brightness == cfg.augment.contrast == cfg.augment.saturation
+        lo, hi = cfg.augment.scale
+        assert lo <= 1.0 <= hi
+        study.tell(trial, 0.5)
+    assert len(seen) > 1
+
+
+def test_every_default_knob_choice_builds_and_runs():
+    """The extremes of every default knob distribution are valid for every model."""
+    space = default_space()
+    x = torch.randn(1, 3, 48, 48)
+    for entry in list_models():
+        for knob, dist in space.knobs_for(entry.name).items():
+            for value in dist.values():
+                model = create_model(entry.name, 3, **{knob: value}).eval()
+                with torch.no_grad():
+                    assert model(x).shape == (1, 3, 48, 48), (entry.name, knob, value)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"modles": ["unet"]}, "modles: unknown section"),
+        ({"models": ["nope"]}, "unknown model 'nope'"),
+        ({"params": {"train.lr": {"low": 1, "high": 0.1}}}, "params.train.lr: low 1 is above"),
+        ({"params": {"train.lr": {"low": 0, "high": 1, "log": True}}}, "log range needs low > 0"),
+        ({"params": {"train.nope": [1, 2]}}, "params.train.nope"),
+        ({"params": {"train.batch_size": [0, 4]}}, "train.batch_size: must be >= 1"),
+        ({"params": {"model.width": [4]}}, "params.model.width: model knobs go in the knobs"),
+        ({"knobs": {"nonsense": [1]}}, "knobs.nonsense: none of the candidate models"),
+        ({"per_model": {"unet": {"cell": ["gru"]}}}, "per_model.unet.cell: not a knob of unet"),
+        ({"params": {"train.lr": {"low": 1e-4}}}, "a range is {low, high}"),
+        ({"params": {"train.lr": []}}, "empty list"),
+    ],
+)
+def test_bad_spaces_name_the_key(data, message):
+    with pytest.raises(PixelsegError, match=message.replace("(", r"\(").replace("{", r"\{")):
+        build_space(data)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(PixelsegError, match="space.yaml: search space file not found"):
+        load_space(tmp_path / "space.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [unet\n")
+    with pytest.raises(PixelsegError, match="bad.yaml: not valid YAML"):
+        load_space(bad)
+    bad.write_text("knobs: {nonsense: [1]}\n")
+    with pytest.raises(PixelsegError, match="bad.yaml: knobs.nonsense"):
+        load_space(bad)
