@@ -20,20 +20,29 @@ COMMAND = "demo"
 HELP = "the whole pipeline on built-in multi-object scenes (about 4 minutes on 2 CPU cores)"
 ORDER = 1
 
-# Sized so the whole demo runs in under 5 minutes on a 2-core laptop CPU.
-DEMO_COUNTS = {"train": 400, "val": 60, "test": 8}
-DEMO_SIZE = (96, 96)
+# Sized so the whole demo runs in under 5 minutes on a 2-core laptop CPU. The scenes already
+# vary rotation, size and colour, so augmentation stays mild: within this budget the model
+# underfits, and every step spent on harder samples is a step not spent learning shapes.
+# lr 3e-3 (the toolkit's default is the seed's 1e-3) shortens the plateau before the
+# shape classes separate; Dice lifts the small shape classes that mIoU weighs equally.
+DEMO_COUNTS = {"train": 800, "val": 60, "test": 8}
+DEMO_SIZE = (64, 64)
 DEMO_OVERRIDES = [
     "model.name=unet",
     "model.width=16",
     "model.depth=4",
-    "train.epochs=14",
+    "train.epochs=30",
     "train.batch_size=8",
-    "train.lr=1e-3",
+    "train.lr=3e-3",
     "train.schedule=cosine",
+    "train.loss=ce+dice",
     "data.cache=true",
-    "augment.rotation=15",
+    "augment.rotation=0",
+    "augment.scale=[0.9, 1.1]",
     "augment.vflip=0.5",
+    "augment.brightness=0.1",
+    "augment.contrast=0.1",
+    "augment.saturation=0.1",
 ]
 
 
