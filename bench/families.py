@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pixelseg
+from pixelseg.cli.demo import DEMO_OVERRIDES
 from pixelseg.data.scenes import write_scenes
 
 FAMILY_KNOBS = {
@@ -24,19 +25,9 @@ FAMILY_KNOBS = {
     "renet": ["model.patch_size=2", "model.hidden_size=64", "model.embed_dim=48"],
     "reseg": ["model.width=16", "model.hidden_size=48"],
 }
-# The demo's recipe (see pixelseg/cli/demo.py), shared by every family.
-COMMON = [
-    "train.batch_size=8",
-    "train.lr=3e-3",
-    "train.loss=ce+dice",
-    "data.cache=true",
-    "augment.rotation=0",
-    "augment.scale=[0.9, 1.1]",
-    "augment.vflip=0.5",
-    "augment.brightness=0.1",
-    "augment.contrast=0.1",
-    "augment.saturation=0.1",
-]
+# The demo's recipe (pixelseg/cli/demo.py) without its model and epochs: every family trains
+# exactly as the demo trains the U-Net.
+COMMON = [o for o in DEMO_OVERRIDES if not o.startswith(("model.", "train.epochs="))]
 
 
 def main() -> None:

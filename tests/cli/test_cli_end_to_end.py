@@ -76,6 +76,26 @@ def test_train_eval_predict_resume(scenes, tmp_path, capsys):
     assert [r["epoch"] for r in rows] == [1, 2, 3]
 
 
+def test_eval_and_predict_with_tta_scales_and_window(scenes, tmp_path, capsys):
+    assert train(["--data", str(scenes), "--name", "tta", "--epochs", "1"], tmp_path) == 0
+    run = tmp_path / "runs" / "tta"
+    opts = ["--tta", "--tta-scales", "0.75,1,1.25", "--window", "24x24", "--quiet"]
+    assert main(["eval", str(run), "--split", "val", *opts]) == 0
+    result = json.loads((run / "eval" / "val_tta.json").read_text())
+    assert result["tta"] and result["tta_scales"] == [0.75, 1.0, 1.25]
+    assert 0 <= result["mean_iou"] <= 1 and not (run / "eval" / "val.json").exists()
+    preds = tmp_path / "preds"
+    assert (
+        main(["predict", str(run), str(scenes / "test" / "images"), "--out", str(preds), *opts])
+        == 0
+    )
+    assert Image.open(preds / "scene_00000_mask.png").size == (40, 32)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--tta-scales", "1,x", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--tta-scales 1,x: expected positive numbers" in err and len(err.splitlines()) == 1
+
+
 def test_explicit_run_name_is_never_overwritten(scenes, tmp_path, capsys):
     assert train(["--data", str(scenes), "--name", "same", "--epochs", "1"], tmp_path) == 0
     before = (tmp_path / "runs" / "same" / "metrics.jsonl").read_text()

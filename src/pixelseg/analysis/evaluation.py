@@ -31,12 +31,14 @@ def evaluate_run(
     gap: bool = True,
     device: str = "auto",
     progress: bool = True,
+    scales: tuple[float, ...] = (1.0,),
 ) -> dict:
     """Evaluate the run's best checkpoint on ``split`` (and on train for the gap)."""
     dev = pick_device(device)
     model, meta = load_checkpoint(run, map_location=dev)
     normalizer = Normalizer(**meta.get("normalization", {}))
     nc = model.pixelseg_spec["num_classes"]
+    augmented = tta or window or tuple(scales) != (1.0,)  # evaluate() then returns probabilities
     loss_fn = build_loss("ce", nc).to(dev)
 
     def run_split(name: str, extras: bool = False) -> dict:
@@ -53,7 +55,7 @@ def evaluate_run(
             # Boundary quality and calibration need per-pixel maps: accumulate them batch by batch.
             gt = masks.cpu().numpy()
             boundary.update(pred.cpu().numpy(), gt)
-            probs = scores if (tta or window) else scores.softmax(1)
+            probs = scores if augmented else scores.softmax(1)
             calibration.update(probs.cpu().numpy(), gt)
 
         res = evaluate(
@@ -66,6 +68,7 @@ def evaluate_run(
             progress=progress,
             desc=f"eval {name}",
             tta=tta,
+            scales=tuple(scales),
             window=tuple(window) if window else None,
             on_batch=more_metrics if extras else None,
         )
@@ -81,6 +84,7 @@ def evaluate_run(
         "epoch": meta.get("epoch"),
         "split": split,
         "tta": tta,
+        "tta_scales": list(scales),
         "class_names": meta["classes"]["names"],
     }
     result.update(run_split(split, extras=True))
@@ -106,7 +110,8 @@ def evaluate_run(
 def save_eval(result: dict, run: str | Path) -> Path:
     run = Path(run)
     folder = (run if run.is_dir() else run.parent.parent) / "eval"
-    path = folder / f"{result['split']}{'_tta' if result.get('tta') else ''}.json"
+    augmented = result.get("tta") or result.get("tta_scales", [1.0]) != [1.0]
+    path = folder / f"{result['split']}{'_tta' if augmented else ''}.json"
     atomic_write_text(path, json.dumps(result, indent=1))
     return path
 

@@ -5,6 +5,33 @@ from __future__ import annotations
 from ..errors import PixelsegError
 
 
+def add_inference_arguments(p) -> None:
+    """--tta, --tta-scales and --window: the inference options eval and predict share."""
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: horizontal flip")
+    p.add_argument(
+        "--tta-scales",
+        metavar="S,S,...",
+        help="also average predictions at these input scales, e.g. 0.75,1,1.25",
+    )
+    p.add_argument("--window", help="sliding-window inference with this HxW window")
+
+
+def inference_options(args) -> dict:
+    """The parsed inference arguments as keyword arguments (tta, scales, window)."""
+    scales = (1.0,)
+    if args.tta_scales:
+        try:
+            scales = tuple(float(s) for s in args.tta_scales.split(","))
+        except ValueError:
+            scales = ()
+        if not scales or min(scales) <= 0:
+            raise PixelsegError(
+                f"--tta-scales {args.tta_scales}: expected positive numbers, e.g. 0.75,1,1.25"
+            )
+    window = parse_size(args.window, "--window") if args.window else None
+    return {"tta": args.tta, "scales": scales, "window": window}
+
+
 def parse_size(text: str, what: str = "--size") -> tuple[int, int]:
     """'360x480' -> (360, 480) (height x width); '128' -> (128, 128)."""
     try:

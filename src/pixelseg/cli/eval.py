@@ -8,7 +8,7 @@ import yaml
 
 from ..analysis.evaluation import evaluate_run, format_eval, save_eval
 from ..errors import PixelsegError
-from ._common import parse_size
+from ._common import add_inference_arguments, inference_options
 
 COMMAND = "eval"
 HELP = "evaluate a run: accuracy, precision, recall, IoU, F1, confusion matrix, overfitting gap"
@@ -20,8 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset folder (default: the one the run trained on)")
     p.add_argument("--format", default="auto")
     p.add_argument("--split", default="val", help="train, val or test")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation (flips)")
-    p.add_argument("--window", help="sliding-window inference with this HxW window")
+    add_inference_arguments(p)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
@@ -38,15 +37,13 @@ def data_root_of(run: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     data = args.data or data_root_of(args.run)
-    window = parse_size(args.window, "--window") if args.window else None
     result = evaluate_run(
         args.run,
         data,
         args.split,
         args.format,
         args.batch_size,
-        args.tta,
-        window,
+        **inference_options(args),
         device=args.device,
         progress=not args.quiet,
     )

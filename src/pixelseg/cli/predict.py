@@ -16,7 +16,7 @@ from ..analysis.instances import (
 from ..data.imageio import IMAGE_EXTENSIONS, atomic_write_text, write_png
 from ..deploy.predict import load, predict_files
 from ..errors import PixelsegError
-from ._common import parse_size
+from ._common import add_inference_arguments, inference_options
 
 COMMAND = "predict"
 HELP = "segment images: class-id mask PNG and colour overlay per image"
@@ -27,8 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder (or a checkpoint .json)")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation (flips)")
-    p.add_argument("--window", help="sliding-window inference with this HxW window")
+    add_inference_arguments(p)
     p.add_argument(
         "--instances",
         action="store_true",
@@ -59,7 +58,6 @@ def expand_images(items: list[str]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     paths = expand_images(args.images)
     predictor = load(args.run, args.device)
-    window = parse_size(args.window, "--window") if args.window else None
     out = Path(args.out)
 
     def more_outputs(image, probs, stem):
@@ -79,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
         predictor,
         paths,
         out,
-        tta=args.tta,
-        window=window,
+        **inference_options(args),
         progress=not args.quiet,
         extra=more_outputs,
     )

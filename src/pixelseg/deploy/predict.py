@@ -55,7 +55,9 @@ class Predictor:
     ) -> list[np.ndarray]:
         out = []
         for image in images:  # one at a time: sizes may differ
-            x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(self.device)
+            # np.array copies: arrays from PIL or a corruption may be read-only, which torch
+            # warns about; the copy is small next to the forward pass.
+            x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(self.device)
             x = self.normalizer(x)
             size = x.shape[-2:]
             if self.resize:
@@ -98,6 +100,7 @@ def predict_files(
     window: tuple[int, int] | None = None,
     progress: bool = True,
     extra=None,
+    scales: tuple[float, ...] = (1.0,),
 ) -> list[dict]:
     """For each image write ``<stem>_mask.png`` (palette PNG of class ids) and
     ``<stem>_overlay.png``; ``extra(image, probs, stem)`` may write more and return a dict."""
@@ -107,7 +110,7 @@ def predict_files(
     records = []
     for path in tqdm(paths, desc="predict", unit="img", disable=not progress, leave=False):
         image = read_image(path)
-        probs = predictor.predict_proba(image, tta=tta, window=window)
+        probs = predictor.predict_proba(image, tta=tta, scales=scales, window=window)
         class_map = probs.argmax(0)
         stem = Path(path).stem
         write_png(

@@ -26,22 +26,25 @@ def evaluate(
     tta: bool = False,
     window: tuple[int, int] | None = None,
     on_batch=None,
+    scales: tuple[float, ...] = (1.0,),
 ) -> dict:
     """Returns the ConfusionMatrix metrics plus ``loss`` (mean over the split's labelled pixels,
     so it does not depend on the batch size or on how the split is sharded across processes).
 
-    With ``tta`` or ``window`` the loss is not computed (it would not be the model's loss).
+    With ``tta``, multi-scale ``scales`` or ``window`` the loss is not computed (it would not
+    be the model's loss).
     ``on_batch(probs_or_logits, predictions, masks)`` lets callers accumulate more metrics.
     """
     model.eval()
+    augmented = tta or window or tuple(scales) != (1.0,)
     cm = ConfusionMatrix(num_classes, device)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = torch.zeros((), device=device, dtype=torch.float64)
     for images, masks in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
         images = normalizer(images.to(device, non_blocking=True))
         masks = masks.to(device, non_blocking=True)
-        if tta or window:
-            scores = predict_probs(model, images, tta=tta, window=window)
+        if augmented:
+            scores = predict_probs(model, images, tta=tta, scales=scales, window=window)
         else:
             with autocast(device):
                 scores = model(images).float()
