@@ -83,7 +83,8 @@ def test_eval_and_predict_with_tta_scales_and_window(scenes, tmp_path, capsys):
     assert main(["eval", str(run), "--split", "val", *opts]) == 0
     result = json.loads((run / "eval" / "val_tta.json").read_text())
     assert result["tta"] and result["tta_scales"] == [0.75, 1.0, 1.25]
-    assert 0 <= result["mean_iou"] <= 1 and not (run / "eval" / "val.json").exists()
+    assert 0 <= result["mean_iou"] <= 1
+    assert json.loads((run / "eval" / "val.json").read_text())["tta"] is False  # not overwritten
     preds = tmp_path / "preds"
     assert (
         main(["predict", str(run), str(scenes / "test" / "images"), "--out", str(preds), *opts])
@@ -194,6 +195,10 @@ def test_robustness_instances_and_report(scenes, tmp_path, capsys):
     assert train(["--data", str(scenes), "--name", "rb", "--epochs", "1"], tmp_path) == 0
     run = tmp_path / "runs" / "rb"
     assert (run / "report.html").is_file() and (run / "model_summary.txt").is_file()
+    # Training alone evaluates the best checkpoint, so the report has every evaluation section.
+    assert "overfitting" in json.loads((run / "eval" / "val.json").read_text())
+    html = (run / "report.html").read_text()
+    assert all(f"<h2>{h}" in html for h in ("Evaluation (val)", "Calibration", "Boundary F1"))
     assert (
         main(
             [

@@ -71,6 +71,7 @@ def evaluate_run(
             scales=tuple(scales),
             window=tuple(window) if window else None,
             on_batch=more_metrics if extras else None,
+            reduce_across_processes=False,  # the whole split, in this process
         )
         res["images"] = len(source)
         if extras:

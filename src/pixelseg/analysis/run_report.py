@@ -87,7 +87,7 @@ def build_run_report(
     )
 
 
-__all__ = ["build_run_report", "example_predictions"]
+__all__ = ["build_run_report", "evaluate_best", "example_predictions", "finish_run"]
 
 
 def write_model_summary(run_dir: str | Path) -> Path:
@@ -110,9 +110,33 @@ def write_model_summary(run_dir: str | Path) -> Path:
     return run_dir / "model_summary.txt"
 
 
-def finish_run(run_dir: str | Path, log=print) -> Path:
-    """After training: save the model summary and render the report."""
+def evaluate_best(run_dir: str | Path, progress: bool = False) -> dict:
+    """Evaluate the run's best checkpoint on its validation split (with the train-vs-val gap)
+    and save it as ``eval/<split>.json``: the report's per-class bars, confusion matrix,
+    calibration and boundary sections come from it."""
+    import yaml
+
+    from .evaluation import evaluate_run, save_eval
+
+    data = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())["data"]
+    result = evaluate_run(
+        run_dir, data["root"], data["val_split"], data["format"], progress=progress
+    )
+    save_eval(result, run_dir)
+    return result
+
+
+def finish_run(run_dir: str | Path, log=print, progress: bool = False) -> Path:
+    """After training: evaluate the best checkpoint, save the model summary, render the report.
+
+    A run trained again (resumed) is evaluated again: its best checkpoint may have changed.
+    """
     write_model_summary(run_dir)
+    result = evaluate_best(run_dir, progress=progress)
+    log(
+        f"best checkpoint on {result['split']}: mIoU {result['mean_iou']:.4f}, pixel accuracy "
+        f"{result['pixel_accuracy']:.4f} (details: pixelseg eval {run_dir})"
+    )
     report = build_run_report(run_dir)
     log(f"report: {report}")
     return report

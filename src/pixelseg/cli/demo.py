@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from ..analysis.evaluation import evaluate_run, format_eval, save_eval
+from ..analysis.evaluation import format_eval
 from ..analysis.run_report import finish_run
 from ..config import load_config
 from ..data.imageio import atomic_write_text, list_images
@@ -73,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
     result = train(cfg, progress=progress)
 
     print("\nevaluating the best checkpoint on the validation scenes")
-    metrics = evaluate_run(result.run_dir, data, "val", progress=progress)
+    report = finish_run(result.run_dir, log=lambda _: None, progress=progress)
+    eval_path = result.run_dir / "eval" / "val.json"
+    metrics = json.loads(eval_path.read_text())
     print(format_eval(metrics))
-    eval_path = save_eval(metrics, result.run_dir)
 
     predictor = load(result.run_dir)
     pred_dir = result.run_dir / "predictions"
@@ -83,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
         predictor, list_images(data / "test" / "images"), pred_dir, progress=progress
     )
     atomic_write_text(pred_dir / "predictions.json", json.dumps(records, indent=1))
-
-    report = finish_run(result.run_dir, log=lambda _: None)
 
     print(f"\ndemo finished in {time.time() - t0:.0f}s: val mIoU {metrics['mean_iou']:.4f}")
     print(f"  data         {data}")

@@ -27,6 +27,7 @@ def evaluate(
     window: tuple[int, int] | None = None,
     on_batch=None,
     scales: tuple[float, ...] = (1.0,),
+    reduce_across_processes: bool = True,
 ) -> dict:
     """Returns the ConfusionMatrix metrics plus ``loss`` (mean over the split's labelled pixels,
     so it does not depend on the batch size or on how the split is sharded across processes).
@@ -34,6 +35,9 @@ def evaluate(
     With ``tta``, multi-scale ``scales`` or ``window`` the loss is not computed (it would not
     be the model's loss).
     ``on_batch(probs_or_logits, predictions, masks)`` lets callers accumulate more metrics.
+    Under torchrun each rank sees a shard and the sums are reduced across ranks; a caller that
+    evaluates a whole split in one process passes ``reduce_across_processes=False`` (a
+    collective on one rank alone would wait forever).
     """
     model.eval()
     augmented = tta or window or tuple(scales) != (1.0,)
@@ -57,8 +61,9 @@ def evaluate(
         cm.update(pred, masks)
         if on_batch is not None:
             on_batch(scores, pred, masks)
-    cm.all_reduce()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if reduce_across_processes and distributed:
+        cm.all_reduce()
         torch.distributed.all_reduce(loss_sum)
         torch.distributed.all_reduce(pixels)
     result = cm.compute()
