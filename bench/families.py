@@ -20,8 +20,15 @@ from pixelseg.data.scenes import write_scenes
 
 FAMILY_KNOBS = {
     "unet": ["model.width=16", "model.depth=4"],
-    "deeplab": ["model.width=16", "model.output_stride=8"],
-    "lightseg": [],
+    # 64 px scenes: small ASPP rates (the defaults are for ~500 px images, see DeepLab's
+    # docstring) and classification at 1/2 instead of 1/4 (decoder_stride=2).
+    "deeplab": [
+        "model.width=16",
+        "model.output_stride=8",
+        "model.dilations=[1, 2, 3]",
+        "model.decoder_stride=2",
+    ],
+    "lightseg": ["model.decoder_stride=2"],
     "renet": ["model.patch_size=2", "model.hidden_size=64", "model.embed_dim=48"],
     "reseg": ["model.width=16", "model.hidden_size=48"],
 }

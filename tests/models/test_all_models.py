@@ -36,9 +36,12 @@ TINY: dict[str, dict] = {
 CASES = [(e.name, TINY.get(e.name, {})) for e in list_models()] + [
     ("unet", {**TINY["unet"], "context": "renet"}),
     ("renet", {**TINY["renet"], "cell": "lstm", "upsample": "bilinear", "patch_size": 2}),
+    ("deeplab", {**TINY["deeplab"], "decoder_stride": 2}),
+    ("lightseg", {**TINY["lightseg"], "decoder_stride": 2}),
 ]
 IDS = [
-    name + "".join(f"-{k}={v}" for k, v in kn.items() if k in ("context", "cell"))
+    name
+    + "".join(f"-{k}={v}" for k, v in kn.items() if k in ("context", "cell", "decoder_stride"))
     for name, kn in CASES
 ]
 
@@ -211,6 +214,7 @@ def test_lightseg_needs_a_tenth_of_unet_flops():
         ("deeplab", {"output_stride": 4}, "output_stride"),
         ("deeplab", {"dilations": [0, 2]}, "dilations"),
         ("lightseg", {"kernel_size": 4}, "kernel_size"),
+        ("lightseg", {"decoder_stride": 8}, "decoder_stride"),
         ("renet", {"cell": "rnn"}, "cell"),
         ("renet", {"upsample": "nearest"}, "upsample"),
         ("reseg", {"depth": -1}, "depth"),

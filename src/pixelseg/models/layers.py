@@ -61,6 +61,40 @@ class ConvNormAct(nn.Sequential):
         )
 
 
+class SkipRefine(nn.Module):
+    """A decoder step: upsample coarse features to a skip connection's size, concatenate, and
+    refine with one conv (or a depthwise-separable pair, for the CPU-budget models)."""
+
+    def __init__(
+        self,
+        cin: int,
+        cskip: int,
+        cout: int,
+        kernel_size: int = 3,
+        separable: bool = False,
+        norm: str = "batch",
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        cat, na = cin + cskip, dict(norm=norm, activation=activation)
+        if separable:
+            self.conv = nn.Sequential(
+                ConvNormAct(cat, cat, kernel_size, groups=cat, **na),
+                ConvNormAct(cat, cout, 1, **na),
+            )
+        else:
+            self.conv = ConvNormAct(cat, cout, kernel_size, **na)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = resize_to(x, skip.shape[-2:])  # (B, cin, h, w) of the skip
+        return self.conv(torch.cat([x, skip], dim=1))  # (B, cout, h, w)
+
+
+def check_decoder_stride(decoder_stride: int) -> None:
+    if decoder_stride not in (2, 4):
+        raise ValueError(f"decoder_stride must be 2 or 4, got {decoder_stride}")
+
+
 def resize_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
     """Resize a feature map to ``size`` (H, W); a no-op when it already has that size."""
     if tuple(x.shape[-2:]) == tuple(size):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvNormAct, make_norm, resize_to
+from .layers import ConvNormAct, SkipRefine, check_decoder_stride, make_norm, resize_to
 from .registry import register_model
 
 
@@ -89,7 +89,10 @@ class LightSeg(nn.Module):
 
     ``width`` is the stem's channel count and scales everything; ``expansion`` is the inverted
     bottleneck's expansion ratio; ``kernel_size`` is the depthwise kernel (5 sees more for ~3x
-    the depthwise cost, which is small next to the 1x1 convs). Any H x W works.
+    the depthwise cost, which is small next to the 1x1 convs). ``decoder_stride=2`` adds a
+    second skip, from the stem, and classifies at 1/2 instead of 1/4: on small images (a 64 px
+    image is 16 px at 1/4) it recovers thin parts and boundaries for ~30% more FLOPs.
+    Any H x W works.
     """
 
     def __init__(
@@ -102,8 +105,10 @@ class LightSeg(nn.Module):
         kernel_size: int = 3,
         activation: str = "relu",
         norm: str = "batch",
+        decoder_stride: int = 4,
     ) -> None:
         super().__init__()
+        check_decoder_stride(decoder_stride)
         if width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
         if expansion < 1:
@@ -127,18 +132,21 @@ class LightSeg(nn.Module):
             InvertedResidual(c3, c3, dilation=4, **kw),
         )
         self.context = ContextGate(c3, c2, norm, activation)
-        cat = c2 + c1
-        self.decoder = nn.Sequential(
-            ConvNormAct(cat, cat, kernel_size, groups=cat, norm=norm, activation=activation),
-            ConvNormAct(cat, c2, 1, norm=norm, activation=activation),
+        na = dict(norm=norm, activation=activation)
+        self.decoder = SkipRefine(c2, c1, c2, kernel_size, separable=True, **na)
+        self.refine2 = (
+            SkipRefine(c2, width, c2, kernel_size, separable=True, **na)
+            if decoder_stride == 2
+            else None
         )
         self.head = nn.Conv2d(c2, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        x = self.stem(x)  # (B, w, H/2, W/2)
-        low = self.stage1(x)  # (B, 1.5w, H/4, W/4)
-        x = self.stage3(self.stage2(low))  # (B, 4w, H/16, W/16)
-        x = resize_to(self.context(x), low.shape[-2:])  # (B, 2w, H/4, W/4)
-        x = self.decoder(torch.cat([x, low], dim=1))  # (B, 2w, H/4, W/4)
+        stem = self.stem(x)  # (B, w, H/2, W/2)
+        low = self.stage1(stem)  # (B, 1.5w, H/4, W/4)
+        x = self.context(self.stage3(self.stage2(low)))  # (B, 2w, H/16, W/16)
+        x = self.decoder(x, low)  # (B, 2w, H/4, W/4)
+        if self.refine2 is not None:
+            x = self.refine2(x, stem)  # (B, 2w, H/2, W/2)
         return resize_to(self.head(x), size)  # (B, num_classes, H, W)
