@@ -40,8 +40,7 @@ CASES = [(e.name, TINY.get(e.name, {})) for e in list_models()] + [
     ("lightseg", {**TINY["lightseg"], "decoder_stride": 2}),
 ]
 IDS = [
-    name
-    + "".join(f"-{k}={v}" for k, v in kn.items() if k in ("context", "cell", "decoder_stride"))
+    name + "".join(f"-{k}={v}" for k, v in kn.items() if k in ("context", "cell", "decoder_stride"))
     for name, kn in CASES
 ]
 

@@ -19,7 +19,7 @@ from pixelseg.config import load_config  # noqa: E402
 from pixelseg.errors import PixelsegError  # noqa: E402
 from pixelseg.tuning import require_optuna  # noqa: E402
 from pixelseg.tuning.space import load_space  # noqa: E402
-from pixelseg.tuning.study import TuneOptions, run_study  # noqa: E402
+from pixelseg.tuning.study import TuneOptions, pruning_warmup, run_study  # noqa: E402
 
 
 def options(scenes, tmp_path, space, **kw) -> TuneOptions:
@@ -165,6 +165,13 @@ def test_bad_trials_are_pruned(scenes, tmp_path, tiny_space, monkeypatch):
         assert sum(summary.counts.values()) == 8
         pruned = [r for r in read_rows(opts.study_dir) if r["state"] == "PRUNED"]
         assert all(r["note"].startswith("pruned after epoch") for r in pruned)
+        # Never inside the warm-up: after one epoch every model from scratch looks alike.
+        assert all(int(r["note"].split()[3].strip(":,")) > pruning_warmup(3) for r in pruned)
+
+
+@pytest.mark.parametrize("epochs,warmup", [(1, 1), (3, 1), (4, 1), (8, 2), (30, 10)])
+def test_pruning_warmup_is_a_third_of_the_epochs(epochs, warmup):
+    assert pruning_warmup(epochs) == warmup
 
 
 def test_minutes_per_trial_stop_a_trial_with_its_best_value(

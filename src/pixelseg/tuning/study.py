@@ -138,12 +138,25 @@ def make_storage(url: str):
         raise PixelsegError(f"--storage {url}: cannot open the study database ({e})") from None
 
 
-def make_pruner(name: str):
+def pruning_warmup(epochs_per_trial: int) -> int:
+    """Epochs a trial always runs before it can be pruned: a third of its budget, at least one.
+
+    After the first epoch nearly every model from scratch still predicts mostly background
+    (on the built-in scenes every such trial scores the same ~0.11 mIoU), so a comparison
+    there prunes at random.
+    """
+    return max(1, epochs_per_trial // 3)
+
+
+def make_pruner(name: str, epochs_per_trial: int = 3):
     optuna = require_optuna()
+    warmup = pruning_warmup(epochs_per_trial)
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+        # Steps are epochs (1-based) and the pruner skips only steps < n_warmup_steps: so
+        # warmup + 1 makes epoch warmup + 1 the first that can be pruned.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup + 1)
     if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup + 1, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise PixelsegError(f"--pruner {name}: choose from {', '.join(PRUNERS)}")
@@ -220,7 +233,7 @@ def open_study(opts: TuneOptions, lock: _FileLock):
             direction="maximize",
             load_if_exists=True,
             sampler=make_sampler(opts.seed, opts.trials),
-            pruner=make_pruner(opts.pruner),
+            pruner=make_pruner(opts.pruner, opts.epochs_per_trial),
         )
     if study.direction.name != "MAXIMIZE":
         raise PixelsegError(
