@@ -41,9 +41,9 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
-    # Where rotation/scale/flip and colour jitter run: "auto" (on the training device when it
-    # is a GPU, per sample in the loader on CPU: measured faster there, bench/train_speed.py),
-    # true (batched on the device with kornia) or false (per sample, PIL/numpy).
+    # Where rotation/scale/flip and colour jitter run: "auto" (batched on the training device
+    # when it is a GPU; per sample in the loader on a CPU, where both cost about the same, see
+    # engine/device.py), true (batched on the device with kornia) or false (per sample).
     on_device: str | bool = "auto"
 
 
