@@ -126,3 +126,39 @@ def test_file_errors_name_the_file(tmp_path):
     bad.write_text("knobs: {nonsense: [1]}\n")
     with pytest.raises(PixelsegError, match="bad.yaml: knobs.nonsense"):
         load_space(bad)
+
+
+def test_params_of_reproduces_a_configuration():
+    from optuna.trial import FixedTrial
+
+    from pixelseg.config import load_config
+
+    space = default_space()
+    base = load_config(
+        overrides=[
+            "model.name=unet",
+            "model.width=16",
+            "train.lr=3e-3",
+            "augment.scale=[0.8, 1.25]",
+        ]
+    )
+    params = space.params_of(base)
+    again = load_config(overrides=space.sample(FixedTrial(params)))
+    assert again.model.name == "unet" and again.model.knobs["width"] == 16
+    assert again.model.knobs["depth"] == 4 and again.model.knobs["activation"] == "relu"
+    assert again.train.lr == 3e-3 and again.train.batch_size == base.train.batch_size
+    assert again.augment.rotation == base.augment.rotation
+    assert again.augment.scale == [0.8, 1.25] and again.augment.hflip == base.augment.hflip
+    assert again.augment.brightness == base.augment.brightness
+    # weight decay 0 lies below the log range: clamped to its lowest value.
+    assert again.train.weight_decay == space.params["train.weight_decay"].low
+
+
+def test_params_of_leaves_out_what_the_space_cannot_express():
+    from pixelseg.config import load_config
+
+    space = build_space({"models": ["unet", "lightseg"], "knobs": {"width": [8, 16]}})
+    assert space.params_of(load_config(overrides=["model.name=renet"])) is None
+    params = space.params_of(load_config(overrides=["model.name=unet", "model.width=64"]))
+    assert "unet.width" not in params  # 64 is not a choice: the sampler picks one
+    assert params["cnn_model"] == "unet"

@@ -174,6 +174,26 @@ def test_pruning_warmup_is_a_third_of_the_epochs(epochs, warmup):
     assert pruning_warmup(epochs) == warmup
 
 
+def test_first_trial_is_the_base_configuration(scenes, tmp_path, tiny_space, monkeypatch):
+    import pixelseg.engine.trainer as trainer
+
+    monkeypatch.setattr(trainer, "train", fake_train(lambda lr: 0.5))
+    base = ["model.name=lightseg", "model.width=4", "train.batch_size=2"]
+    opts = options(scenes, tmp_path, tiny_space, trials=2, overrides=[*TINY, *base])
+    run_study(opts, log=lambda *a: None)
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{opts.study_dir / 'study.db'}")
+    first = study.get_trials()[0].user_attrs["overrides"]
+    assert {"model.name=lightseg", "model.width=4", "train.batch_size=2"} <= set(first)
+    # Resuming the study does not add it again.
+    run_study(options(scenes, tmp_path, tiny_space, trials=3, overrides=[*TINY, *base]))
+    trials = study.get_trials()
+    assert len(trials) == 3 and ["fixed_params" in t.system_attrs for t in trials] == [
+        True,
+        False,
+        False,
+    ]
+
+
 def test_minutes_per_trial_stop_a_trial_with_its_best_value(
     scenes, tmp_path, tiny_space, monkeypatch
 ):

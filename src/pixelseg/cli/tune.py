@@ -44,6 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--verbose", action="store_true", help="print every trial's epochs")
     p.add_argument(
+        "--no-base-trial",
+        action="store_true",
+        help="do not start a new study with the base configuration as trial 0",
+    )
+    p.add_argument(
         "overrides",
         nargs="*",
         metavar="key=value",
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         config=args.config,
         overrides=list(args.overrides),
         verbose=args.verbose,
+        enqueue_base=not args.no_base_trial,
     )
     summary = run_study(opts)
     return 0 if summary.best_number is not None else 1

@@ -42,10 +42,15 @@ class SegmentationDataset(Dataset):
         image, mask = self._decoded(index)
         rng = np.random.default_rng([self.seed, key // len(self.source), index])
         image, mask = self.transform(image, mask, rng)
-        return (
-            torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
-            torch.from_numpy(np.ascontiguousarray(mask)),
-        )
+        return _tensor(image).permute(2, 0, 1), _tensor(mask)
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor over a contiguous, writable copy only where needed: decoded images can be
+    read-only (``np.asarray`` of a PIL image), which torch warns about."""
+    if not array.flags.writeable:
+        return torch.from_numpy(np.array(array, order="C"))
+    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 class EpochSampler(Sampler[int]):

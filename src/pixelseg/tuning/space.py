@@ -191,6 +191,45 @@ class SearchSpace:
             pairs[f"model.{knob}"] = dist.suggest(trial, f"{model}.{knob}")
         return [f"{k}={format_value(v)}" for k, v in pairs.items()]
 
+    def params_of(self, cfg: Any) -> dict[str, Any] | None:
+        """The trial parameters that reproduce configuration ``cfg`` as closely as the space
+        allows (for ``study.enqueue_trial``), or None when its model is not a candidate.
+
+        Values outside a range are clamped into it; a categorical parameter whose value is
+        not among the choices is left out, for the sampler to choose.
+        """
+        from ..models import get_entry
+
+        model = cfg.model.name
+        if model not in self.models:
+            return None
+        family = get_entry(model).family
+        families = self.families()
+        params: dict[str, Any] = {}
+        if len(families) > 1:
+            params["family"] = family
+        if len(families[family]) > 1:
+            params[f"{family}_model"] = model
+        knob_values = {**get_entry(model).knobs(), **cfg.model.knobs}
+        dists = {**self.params, **{f"{model}.{k}": d for k, d in self.knobs_for(model).items()}}
+        for name in dists:
+            if name in self.params:
+                params[name] = _config_value(cfg, name)
+            else:
+                params[name] = knob_values[name.split(".", 1)[1]]
+        out = {}
+        for name, value in params.items():
+            dist = dists.get(name)
+            if dist is None:  # family / model choice
+                out[name] = value
+            elif dist.kind == "categorical":
+                if value in dist.choices:
+                    out[name] = value
+            elif dist.kind in ("int", "float"):
+                clamped = min(max(value, dist.low), dist.high)
+                out[name] = int(round(clamped)) if dist.kind == "int" else float(clamped)
+        return out
+
     def describe(self) -> str:
         """Several lines, one per parameter, for the log."""
         lines = []
@@ -202,6 +241,17 @@ class SearchSpace:
             knobs = ", ".join(f"{k} {d.text()}" for k, d in self.knobs_for(name).items())
             lines.append(f"  {name} knobs: {knobs or '(none searched)'}")
         return "\n".join(lines)
+
+
+def _config_value(cfg: Any, key: str) -> Any:
+    """The value of a (possibly derived) search key in a configuration: the inverse of
+    ``expand``. ``augment.colour`` reads the brightness strength."""
+    if key == "augment.colour":
+        return cfg.augment.brightness
+    if key == "augment.scale_jitter":
+        return max(cfg.augment.scale[1] - 1.0, 1.0 / cfg.augment.scale[0] - 1.0)
+    section, name = key.split(".", 1)
+    return getattr(getattr(cfg, section), name)
 
 
 def expand(key: str, value: Any) -> dict[str, Any]:

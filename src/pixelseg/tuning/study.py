@@ -58,6 +58,7 @@ class TuneOptions:
     config: str | None = None  # base configuration file
     overrides: list[str] = field(default_factory=list)  # base key=value overrides
     verbose: bool = False  # the trainer's own log lines
+    enqueue_base: bool = True  # the first trial of a new study is the base configuration
 
     @property
     def study_dir(self) -> Path:
@@ -333,6 +334,9 @@ def run_study(opts: TuneOptions, log: Callable[..., None] = print) -> TuneSummar
         f"{len(study.trials)} trial(s) already in it"
     )
     log("search space:\n" + space.describe())
+    # Trial 0 of a new study is the configuration the user starts from: the study can only
+    # improve on it, and TPE starts from one sound point instead of random ones alone.
+    base_params = space.params_of(base) if opts.enqueue_base else None
     estimate_cost(opts, base, study, log)
     objective = _objective(opts, space, lock, log)
     t_start, failures, finished = time.time(), 0, []
@@ -350,6 +354,9 @@ def run_study(opts: TuneOptions, log: Callable[..., None] = print) -> TuneSummar
                 trials = study.get_trials(deepcopy=False)
                 if sum(counts_toward_budget(t) for t in trials) >= opts.trials:
                     break
+                if base_params and not trials:  # under the lock: added once, run at once
+                    study.enqueue_trial(base_params, skip_if_exists=True)
+                    log(f"the first trial is your base configuration ({base.model.name})")
                 # TPE seeded per trial number (the next one, exact under the lock).
                 study.sampler = make_sampler(opts.seed + len(trials), opts.trials)
                 study.optimize(
