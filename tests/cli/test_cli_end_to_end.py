@@ -97,6 +97,17 @@ def test_eval_and_predict_with_tta_scales_and_window(scenes, tmp_path, capsys):
     assert "--tta-scales 1,x: expected positive numbers" in err and len(err.splitlines()) == 1
 
 
+def test_overfitting_gap_on_a_capped_sample_of_train(scenes, tmp_path):
+    from pixelseg.analysis.evaluation import evaluate_run
+
+    assert train(["--data", str(scenes), "--name", "gap", "--epochs", "1"], tmp_path) == 0
+    run = tmp_path / "runs" / "gap"
+    full = evaluate_run(run, scenes, "val", progress=False)
+    capped = evaluate_run(run, scenes, "val", progress=False, gap_max_images=3)
+    assert full["overfitting"]["train_images"] == 8 and capped["overfitting"]["train_images"] == 3
+    assert capped["mean_iou"] == full["mean_iou"]  # the evaluated split itself is never capped
+
+
 def test_explicit_run_name_is_never_overwritten(scenes, tmp_path, capsys):
     assert train(["--data", str(scenes), "--name", "same", "--epochs", "1"], tmp_path) == 0
     before = (tmp_path / "runs" / "same" / "metrics.jsonl").read_text()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from ..data.formats import open_split
 from ..data.imageio import atomic_write_text
 from ..data.loader import build_loader
@@ -32,8 +35,13 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = True,
     scales: tuple[float, ...] = (1.0,),
+    gap_max_images: int | None = None,
 ) -> dict:
-    """Evaluate the run's best checkpoint on ``split`` (and on train for the gap)."""
+    """Evaluate the run's best checkpoint on ``split`` (and on train for the gap).
+
+    ``gap_max_images`` caps the training images scored for the overfitting gap (evenly spaced
+    through the split): on a large dataset the gap needs a sample, not another full pass.
+    """
     dev = pick_device(device)
     model, meta = load_checkpoint(run, map_location=dev)
     normalizer = Normalizer(**meta.get("normalization", {}))
@@ -41,14 +49,18 @@ def evaluate_run(
     augmented = tta or window or tuple(scales) != (1.0,)  # evaluate() then returns probabilities
     loss_fn = build_loss("ce", nc).to(dev)
 
-    def run_split(name: str, extras: bool = False) -> dict:
+    def run_split(name: str, extras: bool = False, max_images: int | None = None) -> dict:
         source = open_split(data_root, name, data_format)
         if source.classes.num_classes != nc:
             raise PixelsegError(
                 f"{data_root}: {source.classes.num_classes} classes, but the model "
                 f"was trained on {nc}"
             )
-        loader = build_loader(eval_dataset(source, meta.get("resize")), batch_size, shuffle=False)
+        dataset = eval_dataset(source, meta.get("resize"))
+        if max_images is not None and len(dataset) > max_images:
+            picks = np.unique(np.linspace(0, len(dataset) - 1, max_images).round().astype(int))
+            dataset = torch.utils.data.Subset(dataset, picks.tolist())
+        loader = build_loader(dataset, batch_size, shuffle=False)
         boundary, calibration = BoundaryF1(nc), CalibrationAccumulator()
 
         def more_metrics(scores, pred, masks):
@@ -73,7 +85,7 @@ def evaluate_run(
             on_batch=more_metrics if extras else None,
             reduce_across_processes=False,  # the whole split, in this process
         )
-        res["images"] = len(source)
+        res["images"] = len(dataset)
         if extras:
             res["boundary"] = boundary.compute()
             res["calibration"] = calibration.compute().to_dict()
@@ -91,11 +103,12 @@ def evaluate_run(
     result.update(run_split(split, extras=True))
     if gap and split != "train":
         try:
-            train = run_split("train")
+            train = run_split("train", max_images=gap_max_images)
         except PixelsegError:
             train = None  # no training split at this data root: no gap to report
         if train is not None:
             result["overfitting"] = {
+                "train_images": train["images"],
                 "train_miou": train["mean_iou"],
                 "eval_miou": result["mean_iou"],
                 "miou_gap": train["mean_iou"] - result["mean_iou"],

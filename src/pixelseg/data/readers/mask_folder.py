@@ -14,6 +14,8 @@ colours of an optional ``classes.txt`` / ``classes.yaml`` at DATA's top level.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -76,15 +78,31 @@ class MaskFolderSource(SegmentationSource):
         return read_mask(item.mask)
 
 
+# Inferred class tables by (mask paths, their folder's mtime): opening the train and the val
+# split both infer from the training masks, and that scan decodes every mask.
+_INFERRED: dict[tuple, ClassTable] = {}
+
+
+def _largest_id(path: Path) -> int:
+    m = read_mask(path)
+    valid = m[m != IGNORE_INDEX]
+    return int(valid.max()) if valid.size else 0
+
+
 def infer_classes(items: list[Item]) -> ClassTable:
-    """No classes file: the class count is the largest id in the masks plus one."""
-    top = 0
-    for item in items:
-        m = read_mask(item.mask)
-        valid = m[m != IGNORE_INDEX]
-        if valid.size:
-            top = max(top, int(valid.max()))
-    return ClassTable([f"class_{i}" for i in range(top + 1)])
+    """No classes file: the class count is the largest id in the masks plus one.
+
+    Every mask is decoded once per process (in threads: PIL decodes without the GIL); a
+    classes file skips the scan altogether.
+    """
+    masks = tuple(item.mask for item in items)
+    folders = sorted({str(Path(m).parent) for m in masks})
+    key = (masks, tuple(Path(f).stat().st_mtime_ns for f in folders))
+    if key not in _INFERRED:
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            top = max(pool.map(_largest_id, masks, chunksize=256), default=0)
+        _INFERRED[key] = ClassTable([f"class_{i}" for i in range(top + 1)])
+    return _INFERRED[key]
 
 
 def open_source(root: Path, split: str) -> MaskFolderSource:
