@@ -192,6 +192,21 @@ def parse_overrides(pairs: list[str]) -> dict:
     return nested
 
 
+def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict:
+    """A YAML file that must hold a mapping; a missing file, bad YAML or another shape is a
+    one-line PixelsegError naming the file (``what``: "config file"; ``expected``: the shape)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PixelsegError(f"{path}: {what} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise PixelsegError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise PixelsegError(f"{path}: expected {expected}")
+    return data
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
@@ -200,15 +215,7 @@ def load_config(
     """Defaults <- YAML file <- ``key=value`` overrides, in that order."""
     cfg = base or RunConfig()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise PixelsegError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise PixelsegError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise PixelsegError(f"{path}: expected a mapping of sections at the top level")
+        data = read_yaml_mapping(path, "config file", "a mapping of sections at the top level")
         _apply(cfg, data, "")
     if overrides:
         _apply(cfg, parse_overrides(overrides), "")

@@ -17,6 +17,7 @@ from ..data.transforms import Normalizer
 from ..engine.checkpoint import load_checkpoint
 from ..engine.device import pick_device
 from ..engine.evaluate import evaluate
+from ..engine.inference import is_augmented
 from ..engine.losses import build_loss
 from ..errors import PixelsegError
 from .boundary import BoundaryF1
@@ -46,7 +47,7 @@ def evaluate_run(
     model, meta = load_checkpoint(run, map_location=dev)
     normalizer = Normalizer(**meta.get("normalization", {}))
     nc = model.pixelseg_spec["num_classes"]
-    augmented = tta or window or tuple(scales) != (1.0,)  # evaluate() then returns probabilities
+    augmented = is_augmented(tta, scales, window)  # evaluate() then returns probabilities
     loss_fn = build_loss("ce", nc).to(dev)
 
     def run_split(name: str, extras: bool = False, max_images: int | None = None) -> dict:

@@ -10,7 +10,7 @@ from ..constants import IGNORE_INDEX
 from ..data.transforms import Normalizer
 from ..metrics import ConfusionMatrix
 from .device import autocast
-from .inference import predict_probs
+from .inference import is_augmented, predict_probs
 
 
 @torch.no_grad()
@@ -40,7 +40,7 @@ def evaluate(
     collective on one rank alone would wait forever).
     """
     model.eval()
-    augmented = tta or window or tuple(scales) != (1.0,)
+    augmented = is_augmented(tta, scales, window)
     cm = ConfusionMatrix(num_classes, device)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     pixels = torch.zeros((), device=device, dtype=torch.float64)

@@ -35,6 +35,12 @@ def sliding_window_probs(
     return total / count
 
 
+def is_augmented(tta: bool, scales: tuple[float, ...], window) -> bool:
+    """Whether inference goes through ``predict_probs`` (flip, multi-scale or windows), which
+    returns probabilities, rather than one plain forward pass returning logits."""
+    return bool(tta or window or tuple(scales) != (1.0,))
+
+
 @torch.no_grad()
 def predict_probs(
     model: nn.Module,

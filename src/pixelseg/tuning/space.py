@@ -283,15 +283,11 @@ def load_space(path: str | Path | None) -> SearchSpace:
     """The defaults merged with the YAML file at ``path`` (see the module docstring)."""
     if path is None:
         return default_space()
-    path = Path(path)
-    if not path.is_file():
-        raise PixelsegError(f"{path}: search space file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise PixelsegError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise PixelsegError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
+    from ..config import read_yaml_mapping
+
+    data = read_yaml_mapping(
+        path, "search space file", f"a mapping with sections {', '.join(SECTIONS)}"
+    )
     try:
         return build_space(data)
     except PixelsegError as e:
