@@ -269,3 +269,17 @@ def test_cli_summary_errors_are_one_line(capsys, argv, needle):
     assert main(["summary", "--meta", *argv]) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("channels,groups", [(14, 7), (6, 6), (16, 8), (13, 1), (4, 4)])
+def test_group_norm_groups_divide_the_channels(channels, groups):
+    from pixelseg.models.layers import make_norm
+
+    norm = make_norm("group", channels)
+    assert norm.num_groups == groups
+    assert create_model("lightseg", 3, width=4, norm="group")(torch.randn(1, 3, 32, 32)).shape == (
+        1,
+        3,
+        32,
+        32,
+    )

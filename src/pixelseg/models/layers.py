@@ -29,7 +29,9 @@ def make_norm(name: str, channels: int) -> nn.Module:
     if name == "batch":
         return nn.BatchNorm2d(channels)
     if name == "group":
-        return nn.GroupNorm(min(8, channels), channels)
+        # Up to 8 groups, as many as divide the channels (a 14-channel layer gets 7).
+        groups = max(g for g in range(1, min(8, channels) + 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
     if name == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
     if name == "none":
