@@ -6,9 +6,6 @@ import pytest
 
 from pixelseg.data.scenes import write_scenes
 
-# Base overrides that make a trial take a fraction of a second.
-TINY = ["train.max_steps_per_epoch=2", "train.threads=1", "data.num_workers=0"]
-
 TINY_SPACE = """
 models: [unet, lightseg]
 params:
