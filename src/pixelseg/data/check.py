@@ -33,6 +33,7 @@ from . import class_stats as cs
 from .classes_file import find_classes_file, read_classes_file
 from .formats import resolve_format
 from .imageio import MAX_PIXELS, atomic_write_bytes, list_images
+from .parallel import map_items
 from .sample import ClassTable
 from .source import Item, SegmentationSource
 
@@ -306,7 +307,7 @@ def find_bad_items(
     everything and checks label values.
     """
     n = source.classes.num_classes
-    results = cs.map_items(
+    results = map_items(
         lambda it: _check_item(source, it, full, n),
         source.items,
         workers,
@@ -522,7 +523,7 @@ def _check_sources_into(report, sources, full, workers, progress, classes_known)
         if layout is not None:
             report.problems += layout()
         n = src.classes.num_classes if classes_known else None
-        results = cs.map_items(
+        results = map_items(
             lambda it, src=src, n=n: _check_item(src, it, full, n),
             src.items,
             workers,

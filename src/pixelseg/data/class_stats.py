@@ -15,46 +15,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
-from tqdm import tqdm
 
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
 from .imageio import atomic_write_bytes
+from .parallel import map_items
 from .source import SegmentationSource, check_labels
 
 CACHE_VERSION = 1
 WEIGHT_METHODS = ("median", "sqrt")
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
-
-
-def map_items(
-    fn: Callable[[T], R],
-    items: Sequence[T],
-    workers: int | None = None,
-    progress: bool = False,
-    desc: str = "",
-) -> list[R]:
-    """``[fn(x) for x in items]`` on a thread pool (PIL and zlib decode without the GIL),
-    in order, with a tqdm bar on stderr when ``progress`` (hidden when not a terminal)."""
-    workers = workers or default_workers()
-    bar = dict(total=len(items), desc=desc, unit="file", disable=None if progress else True)
-    if workers <= 1 or len(items) <= 1:
-        return [fn(x) for x in tqdm(items, **bar)]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(tqdm(pool.map(fn, items), **bar))
 
 
 def value_counts(mask: np.ndarray) -> dict[int, int]:

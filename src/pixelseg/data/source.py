@@ -13,6 +13,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
+from .file_facts import FileFacts
 from .imageio import read_image, read_mask
 from .sample import ClassTable, Sample
 
@@ -41,6 +42,14 @@ class SegmentationSource:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def mask_decoding(self) -> str:
+        """What ``decode_mask``'s labels depend on besides the mask file (a colour table, a
+        remapping): the key that keeps cached file facts of differently decoded masks apart."""
+        return "default"
+
+    def file_facts(self) -> FileFacts:
+        return FileFacts.for_split(self.format_name, self.root, self.split, self.mask_decoding())
 
     def decode_image(self, item: Item) -> np.ndarray:
         return read_image(item.image)

@@ -15,16 +15,16 @@ colours of an optional ``classes.txt`` / ``classes.yaml`` at DATA's top level.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from ...constants import IGNORE_INDEX
 from ...errors import PixelsegError
 from ..classes_file import find_classes_file, read_classes_file
+from ..file_facts import FileFacts
 from ..formats import DatasetFormat, register_format
 from ..imageio import list_images, read_colour_mask, read_mask
+from ..parallel import map_items
 from ..sample import ClassTable
 from ..source import Item, SegmentationSource
 
@@ -72,36 +72,42 @@ class MaskFolderSource(SegmentationSource):
         super().__init__(items, classes, root, split)
         self.colour_masks = colour_masks
 
+    def mask_decoding(self) -> str:
+        return f"colours {self.classes.colours}" if self.colour_masks else "default"
+
     def decode_mask(self, item: Item) -> np.ndarray:
         if self.colour_masks:
             return read_colour_mask(item.mask, self.classes.colours)
         return read_mask(item.mask)
 
 
-# Inferred class tables by (mask paths, their folder's mtime): opening the train and the val
-# split both infer from the training masks, and that scan decodes every mask.
+# Inferred class tables by (mask paths, their folders' mtimes): a command opens the train
+# split's masks for every split it opens.
 _INFERRED: dict[tuple, ClassTable] = {}
 
 
-def _largest_id(path: Path) -> int:
-    m = read_mask(path)
-    valid = m[m != IGNORE_INDEX]
-    return int(valid.max()) if valid.size else 0
+def infer_classes(root: Path, items: list[Item], progress: bool = False) -> ClassTable:
+    """No classes file: the class count is the largest id in the training masks plus one.
 
-
-def infer_classes(items: list[Item]) -> ClassTable:
-    """No classes file: the class count is the largest id in the masks plus one.
-
-    Every mask is decoded once per process (in threads: PIL decodes without the GIL); a
+    The scan decodes every mask on first sight (in threads: PIL decodes without the GIL) and
+    keeps what it learns in the training split's file facts, which the pre-training check
+    reads too: a mask is decoded once, not once per use, and not again on the next start. A
     classes file skips the scan altogether.
     """
-    masks = tuple(item.mask for item in items)
-    folders = sorted({str(Path(m).parent) for m in masks})
-    key = (masks, tuple(Path(f).stat().st_mtime_ns for f in folders))
-    if key not in _INFERRED:
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            top = max(pool.map(_largest_id, masks, chunksize=256), default=0)
-        _INFERRED[key] = ClassTable([f"class_{i}" for i in range(top + 1)])
+    masks = tuple(str(item.mask) for item in items)
+    folders = sorted({os.path.dirname(m) for m in masks})  # strings: 100k Paths cost ~1 s
+    key = (masks, tuple(os.stat(f).st_mtime_ns for f in folders))
+    if key in _INFERRED:
+        return _INFERRED[key]
+    facts = FileFacts.for_split(MaskFolderSource.format_name, root, "train", "default")
+
+    def largest_id(item: Item) -> int:
+        known = facts.mask(item) or facts.learn_mask(item, read_mask(item.mask))
+        return known.high
+
+    top = max(map_items(largest_id, items, progress=progress, desc="scanning masks"), default=0)
+    facts.save()
+    _INFERRED[key] = ClassTable([f"class_{i}" for i in range(max(top, 0) + 1)])
     return _INFERRED[key]
 
 
@@ -113,7 +119,7 @@ def open_source(root: Path, split: str) -> MaskFolderSource:
     else:
         # Infer from the training split so every split agrees on the class count.
         train = open_source_items(root, "train") if split != "train" else items
-        classes, has_colours = infer_classes(train), False
+        classes, has_colours = infer_classes(root, train), False
     return MaskFolderSource(items, classes, root, split, colour_masks=has_colours)
 
 
