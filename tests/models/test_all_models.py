@@ -38,9 +38,14 @@ CASES = [(e.name, TINY.get(e.name, {})) for e in list_models()] + [
     ("renet", {**TINY["renet"], "cell": "lstm", "upsample": "bilinear", "patch_size": 2}),
     ("deeplab", {**TINY["deeplab"], "decoder_stride": 2}),
     ("lightseg", {**TINY["lightseg"], "decoder_stride": 2}),
+    ("deeplab", {**TINY["deeplab"], "decoder_stride": 1}),
+    ("lightseg", {**TINY["lightseg"], "decoder_stride": 1}),
 ]
 IDS = [
-    name + "".join(f"-{k}={v}" for k, v in kn.items() if k in ("context", "cell", "decoder_stride"))
+    name
+    + "".join(
+        f"-{k}={v}" for k, v in kn.items() if k in ("context", "cell", "decoder_stride", "upsample")
+    )
     for name, kn in CASES
 ]
 

@@ -9,8 +9,7 @@ from torch import nn
 
 from .layers import (
     ConvNormAct,
-    SkipRefine,
-    check_decoder_stride,
+    FineDecoder,
     make_activation,
     make_norm,
     resize_to,
@@ -123,7 +122,8 @@ class DeepLab(nn.Module):
     Decoder: the ASPP output is upsampled to stride 4, concatenated with a 1x1-reduced copy of
     the stride-4 features, refined by two convs and classified; logits are resized to the input.
     ``decoder_stride=2`` adds one more such step with the stem's stride-2 features before
-    classifying: on small images (64 px is 16 px at stride 4) it keeps thin parts and edges.
+    classifying: on small images (64 px is 16 px at stride 4) it keeps thin parts and edges;
+    ``decoder_stride=1`` adds a last, narrow step at full resolution (see ``FineDecoder``).
     Any H x W works: strided convs round up and every merge resizes to the skip's exact size.
     """
 
@@ -142,7 +142,6 @@ class DeepLab(nn.Module):
         decoder_stride: int = 4,
     ) -> None:
         super().__init__()
-        check_decoder_stride(decoder_stride)
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
         dilations = (dilations,) if isinstance(dilations, int) else tuple(dilations)
@@ -173,11 +172,11 @@ class DeepLab(nn.Module):
             ConvNormAct(4 * w + low, 2 * w, **kw),
             ConvNormAct(2 * w, 2 * w, **kw),
         )
-        self.refine2 = SkipRefine(2 * w, w, 2 * w, **kw) if decoder_stride == 2 else None
-        self.head = nn.Conv2d(2 * w, num_classes, 1)
+        self.fine = FineDecoder(decoder_stride, 2 * w, w, in_channels, **kw)
+        self.head = nn.Conv2d(self.fine.out_channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
+        size, image = x.shape[-2:], x
         x = stem = self.stem(x)  # (B, w, H/2, W/2)
         low = self.stage1(x)  # (B, 2w, H/4, W/4)
         x = self.stage2(low)  # (B, 4w, H/8, W/8)
@@ -185,6 +184,5 @@ class DeepLab(nn.Module):
         x = self.aspp(x)  # (B, 4w, H/os, W/os)
         x = resize_to(x, low.shape[-2:])  # (B, 4w, H/4, W/4)
         x = self.decoder(torch.cat([x, self.reduce_low(low)], dim=1))  # (B, 2w, H/4, W/4)
-        if self.refine2 is not None:
-            x = self.refine2(x, stem)  # (B, 2w, H/2, W/2)
+        x = self.fine(x, stem, image)  # (B, C, H/decoder_stride, W/decoder_stride)
         return resize_to(self.head(x), size)  # (B, num_classes, H, W)

@@ -92,9 +92,55 @@ class SkipRefine(nn.Module):
         return self.conv(torch.cat([x, skip], dim=1))  # (B, cout, h, w)
 
 
+DECODER_STRIDES = (1, 2, 4)
+
+
 def check_decoder_stride(decoder_stride: int) -> None:
-    if decoder_stride not in (2, 4):
-        raise ValueError(f"decoder_stride must be 2 or 4, got {decoder_stride}")
+    if decoder_stride not in DECODER_STRIDES:
+        raise ValueError(f"decoder_stride must be 1, 2 or 4, got {decoder_stride}")
+
+
+class FineDecoder(nn.Module):
+    """The decoder steps below stride 4, for models that classify at 1/4 by default.
+
+    ``decoder_stride=4``: nothing (identity). ``2``: one SkipRefine with the stem's stride-2
+    features. ``1``: that, then one more with a light full-resolution conv of the input image,
+    so the classifier sees each pixel's own colour: on small images an object edge is worth a
+    whole pixel of IoU, and bilinear upsampling from 1/2 blurs it. ``out_channels`` is what the
+    classifier gets.
+    """
+
+    def __init__(
+        self,
+        decoder_stride: int,
+        channels: int,
+        stem_channels: int,
+        in_channels: int,
+        kernel_size: int = 3,
+        separable: bool = False,
+        norm: str = "batch",
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        check_decoder_stride(decoder_stride)
+        kw = dict(kernel_size=kernel_size, separable=separable, norm=norm, activation=activation)
+        self.to_half = (
+            SkipRefine(channels, stem_channels, channels, **kw) if decoder_stride <= 2 else None
+        )
+        self.full = self.to_full = None
+        self.out_channels = channels
+        if decoder_stride == 1:
+            # Full resolution is the costliest place for channels: keep both convs narrow.
+            cf, self.out_channels = max(8, stem_channels // 2), max(8, channels // 2)
+            self.full = ConvNormAct(in_channels, cf, kernel_size, norm=norm, activation=activation)
+            self.to_full = SkipRefine(channels, cf, self.out_channels, **kw)
+
+    def forward(self, x: torch.Tensor, stem: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        if self.to_half is not None:
+            x = self.to_half(x, stem)  # (B, C, H/2, W/2)
+        if self.to_full is not None:
+            x = self.to_full(x, self.full(image))  # (B, out_channels, H, W)
+        return x
 
 
 def resize_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:

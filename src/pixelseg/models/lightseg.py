@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvNormAct, SkipRefine, check_decoder_stride, make_norm, resize_to
+from .layers import ConvNormAct, FineDecoder, SkipRefine, make_norm, resize_to
 from .registry import register_model
 
 
@@ -91,7 +91,8 @@ class LightSeg(nn.Module):
     bottleneck's expansion ratio; ``kernel_size`` is the depthwise kernel (5 sees more for ~3x
     the depthwise cost, which is small next to the 1x1 convs). ``decoder_stride=2`` adds a
     second skip, from the stem, and classifies at 1/2 instead of 1/4: on small images (a 64 px
-    image is 16 px at 1/4) it recovers thin parts and boundaries for ~30% more FLOPs.
+    image is 16 px at 1/4) it recovers thin parts and boundaries for ~30% more FLOPs;
+    ``decoder_stride=1`` adds a narrow full-resolution step (see ``FineDecoder``).
     Any H x W works.
     """
 
@@ -108,7 +109,6 @@ class LightSeg(nn.Module):
         decoder_stride: int = 4,
     ) -> None:
         super().__init__()
-        check_decoder_stride(decoder_stride)
         if width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
         if expansion < 1:
@@ -134,19 +134,16 @@ class LightSeg(nn.Module):
         self.context = ContextGate(c3, c2, norm, activation)
         na = dict(norm=norm, activation=activation)
         self.decoder = SkipRefine(c2, c1, c2, kernel_size, separable=True, **na)
-        self.refine2 = (
-            SkipRefine(c2, width, c2, kernel_size, separable=True, **na)
-            if decoder_stride == 2
-            else None
+        self.fine = FineDecoder(
+            decoder_stride, c2, width, in_channels, kernel_size, separable=True, **na
         )
-        self.head = nn.Conv2d(c2, num_classes, 1)
+        self.head = nn.Conv2d(self.fine.out_channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
+        size, image = x.shape[-2:], x
         stem = self.stem(x)  # (B, w, H/2, W/2)
         low = self.stage1(stem)  # (B, 1.5w, H/4, W/4)
         x = self.context(self.stage3(self.stage2(low)))  # (B, 2w, H/16, W/16)
         x = self.decoder(x, low)  # (B, 2w, H/4, W/4)
-        if self.refine2 is not None:
-            x = self.refine2(x, stem)  # (B, 2w, H/2, W/2)
+        x = self.fine(x, stem, image)  # (B, C, H/decoder_stride, W/decoder_stride)
         return resize_to(self.head(x), size)  # (B, num_classes, H, W)
