@@ -2,6 +2,7 @@
 the same per-trial training budget (the same epochs of the same images).
 
     python bench/tune_scenes.py                        # 20 trials x 8 epochs, ~15-25 min on 2 cores
+    python bench/tune_scenes.py --space local          # the same, around the default config
     python bench/tune_scenes.py --trials 8 --epochs 2 --train 100   # a quick look (no signal)
 
 Scenes are generated into a temporary folder (64x64 by default, 400 train / 40 val). The budget
@@ -9,7 +10,7 @@ must let the default learn something: at 4 epochs of 200 images every configurat
 or tuned, scores 0.10-0.15 mIoU (little more than background), and a "win" is noise. Reported:
 the default configuration's val mIoU (seed 0), the study's best trial (seed 0, the maximum of
 many noisy runs, so optimistic), and both configurations trained again with seed 1, which is
-the fair comparison. Prints a table and writes JSON to bench/results/tune_scenes.json.
+the fair comparison. Prints a table and writes JSON to bench/results/tune_scenes[_SPACE].json.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from pixelseg.config import load_config  # noqa: E402
 from pixelseg.data.imageio import atomic_write_text  # noqa: E402
 from pixelseg.data.scenes import write_scenes  # noqa: E402
 from pixelseg.engine.trainer import train  # noqa: E402
-from pixelseg.tuning.space import load_space  # noqa: E402
+from pixelseg.tuning.space import LOCAL, load_space  # noqa: E402
 from pixelseg.tuning.study import TuneOptions, run_study  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "tune_scenes.json"
+RESULTS = Path(__file__).parent / "results"
 
 
 def quiet(*_a, **_k) -> None:
@@ -63,7 +64,9 @@ def main() -> None:
     p.add_argument("--val", type=int, default=40)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--minutes-per-trial", type=float, default=2.0)
-    p.add_argument("--space", help="search space YAML (default: the built-in space)")
+    p.add_argument(
+        "--space", help="search space YAML, or 'local' (default: the built-in broad space)"
+    )
     p.add_argument("--out", help="keep the data, runs and study here (default: a temp folder)")
     args = p.parse_args()
 
@@ -89,7 +92,7 @@ def main() -> None:
             trials=args.trials,
             out=str(root / "tune"),
             study="scenes",
-            space=load_space(args.space),
+            space=LOCAL if args.space == LOCAL else load_space(args.space),
             epochs_per_trial=args.epochs,
             minutes_per_trial=args.minutes_per_trial,
         )
@@ -108,6 +111,7 @@ def main() -> None:
         rows = (opts.study_dir / "trials.csv").read_text()
 
     result = {
+        "space": args.space or "default",
         "trials": args.trials,
         "epochs_per_trial": args.epochs,
         "train_images": args.train,
@@ -145,8 +149,9 @@ def main() -> None:
         f"study {study_s / 60:.1f} min, total {result['total_seconds'] / 60:.1f} min; "
         f"trials {summary.counts}"
     )
-    atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
-    print(f"written {RESULTS}")
+    path = RESULTS / f"tune_scenes{'_' + Path(args.space).stem if args.space else ''}.json"
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+    print(f"written {path}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,12 @@ from pixelseg.config import load_config  # noqa: E402
 from pixelseg.errors import PixelsegError  # noqa: E402
 from pixelseg.models import create_model, list_models  # noqa: E402
 from pixelseg.tuning import space as space_mod  # noqa: E402
-from pixelseg.tuning.space import build_space, default_space, load_space  # noqa: E402
+from pixelseg.tuning.space import (  # noqa: E402
+    build_space,
+    default_space,
+    load_space,
+    local_space,
+)
 
 # The format, as a user writes it (the module docstring shows the same file).
 DOCUMENTED = """
@@ -162,3 +167,33 @@ def test_params_of_leaves_out_what_the_space_cannot_express():
     params = space.params_of(load_config(overrides=["model.name=unet", "model.width=64"]))
     assert "unet.width" not in params  # 64 is not a choice: the sampler picks one
     assert params["cnn_model"] == "unet"
+
+
+def test_local_space_searches_around_the_base_and_holds_it():
+    from optuna.trial import FixedTrial
+
+    base = load_config(
+        overrides=[
+            "model.name=reseg",
+            "model.width=8",
+            "model.depth=2",
+            "train.lr=2e-3",
+            "train.batch_size=6",
+            "augment.rotation=0",
+        ]
+    )
+    space = local_space(base)
+    assert space.models == ["reseg"]
+    lr = space.params["train.lr"]
+    assert (lr.low, lr.high, lr.log) == pytest.approx((2e-3 / 3, 6e-3, True))
+    assert space.params["train.batch_size"].choices == (3, 6, 12)
+    assert space.params["augment.rotation"].high == 10.0  # some rotation even from none
+    knobs = space.knobs_for("reseg")
+    assert knobs["width"].choices == (4, 8, 16)
+    assert (knobs["depth"].low, knobs["depth"].high) == (1, 3)  # not the default space's 1-3
+    assert (knobs["num_layers"].low, knobs["num_layers"].high) == (1, 3)  # reseg default 2
+    assert knobs["cell"].choices == ("gru", "lstm")  # categorical knobs: the default choices
+    # The base configuration is a point of its own local space.
+    again = load_config(overrides=space.sample(FixedTrial(space.params_of(base))))
+    assert again.model.knobs["width"] == 8 and again.model.knobs["depth"] == 2
+    assert again.train.lr == pytest.approx(2e-3) and again.train.batch_size == 6

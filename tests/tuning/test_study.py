@@ -280,6 +280,23 @@ def test_cli_tune_prints_the_cost_first(scenes, tmp_path, tiny_space, capsys):
     assert "best: trial" in out and (tmp_path / "t" / "study" / "best.yaml").is_file()
 
 
+def test_cli_tune_local_space_keeps_the_base_model(scenes, tmp_path, monkeypatch, capsys):
+    import pixelseg.engine.trainer as trainer
+
+    monkeypatch.setattr(trainer, "train", fake_train(lambda lr: lr))
+    base = ["model.name=lightseg", "model.width=4", "train.lr=1e-3"]
+    out = tmp_path / "t"
+    args = ["tune", "--data", str(scenes), "--trials", "3", "--out", str(out)]
+    assert main([*args, "--space", "local", *TINY, *base]) == 0
+    assert "cnn models: lightseg" in capsys.readouterr().out
+    study = optuna.load_study(study_name="study", storage=f"sqlite:///{out / 'study/study.db'}")
+    assert len(study.trials) == 3
+    for trial in study.trials:
+        cfg = load_config(overrides=trial.user_attrs["overrides"])
+        assert cfg.model.name == "lightseg" and cfg.model.knobs["width"] in (2, 4, 8)
+        assert 1e-3 / 3 <= cfg.train.lr <= 3e-3
+
+
 def test_missing_optuna_is_a_user_error(monkeypatch, scenes, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna -> ImportError
     with pytest.raises(PixelsegError, match=r'pip install "pixelseg\[tune\]"'):

@@ -33,7 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", default="study", help="study name (default: study)")
     p.add_argument("--out", default="tune", help="output folder (default: tune)")
     p.add_argument("--storage", help="Optuna database URL (default: sqlite <out>/<study>/study.db)")
-    p.add_argument("--space", help="search space YAML (format: pixelseg/tuning/space.py)")
+    p.add_argument(
+        "--space",
+        help="search space YAML (format: pixelseg/tuning/space.py), or 'local': the base "
+        "configuration's model, its numbers searched around the base values",
+    )
     p.add_argument(
         "--pruner",
         default="median",
@@ -58,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..tuning import require_optuna
-    from ..tuning.space import load_space
+    from ..tuning.space import LOCAL, load_space
     from ..tuning.study import TuneOptions, run_study
 
     require_optuna()
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         study=args.study,
         storage=args.storage,
-        space=load_space(args.space),
+        space=LOCAL if args.space == LOCAL else load_space(args.space),
         epochs_per_trial=args.epochs_per_trial,
         minutes_per_trial=args.minutes_per_trial,
         timeout=args.timeout,

@@ -36,7 +36,7 @@ from typing import Any
 from ..config import RunConfig, load_config
 from ..errors import PixelsegError
 from . import require_optuna
-from .space import SearchSpace, default_space
+from .space import LOCAL, SearchSpace, default_space, local_space
 
 PRUNERS = ("median", "halving", "none")
 MAX_CONSECUTIVE_FAILURES = 5
@@ -49,7 +49,9 @@ class TuneOptions:
     out: str = "tune"
     study: str = "study"
     storage: str | None = None  # default: sqlite:///<out>/<study>/study.db
-    space: SearchSpace | None = None  # default: default_space()
+    # A SearchSpace, LOCAL ("local": around the base configuration, see local_space), or
+    # None for default_space().
+    space: SearchSpace | str | None = None
     epochs_per_trial: int = 5
     minutes_per_trial: float | None = None
     timeout: float | None = None  # seconds for this worker; no new trial starts after it
@@ -211,7 +213,7 @@ def check_options(opts: TuneOptions) -> RunConfig:
         raise PixelsegError(f"--pruner {opts.pruner}: choose from {', '.join(PRUNERS)}")
     base = load_config(opts.config, opts.base_overrides())
     open_train_val(base.data)  # names a missing dataset or split now, not in every trial
-    space = opts.space or default_space()
+    space = resolve_space(opts, base)
     knobs = {k for name in space.models for k in get_entry(name).knobs()}
     for knob in base.model.knobs:
         if knob not in knobs:
@@ -220,6 +222,14 @@ def check_options(opts: TuneOptions) -> RunConfig:
                 f"({', '.join(space.models)}) has this knob"
             )
     return base
+
+
+def resolve_space(opts: TuneOptions, base: RunConfig) -> SearchSpace:
+    if opts.space == LOCAL:
+        return local_space(base)
+    if isinstance(opts.space, str):
+        raise PixelsegError(f"--space {opts.space}: a YAML file or {LOCAL!r}")
+    return opts.space or default_space()
 
 
 def open_study(opts: TuneOptions, lock: _FileLock):
@@ -324,8 +334,8 @@ def run_study(opts: TuneOptions, log: Callable[..., None] = print) -> TuneSummar
     from .outputs import write_outputs
 
     require_optuna()  # before any work: a missing optuna is the first thing to say
-    space = opts.space or default_space()
     base = check_options(opts)
+    space = resolve_space(opts, base)
     sqlite = storage_url(opts).startswith("sqlite")
     lock = _FileLock(opts.study_dir / ".tune.lock" if sqlite else None)
     study = open_study(opts, lock)
