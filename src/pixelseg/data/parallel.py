@@ -32,17 +32,16 @@ def map_items(
     (a threading.Condition each; 100k items took 15 s of futures alone).
     """
     workers = workers or default_workers()
+    bar = dict(
+        total=len(items), desc=desc, unit="file", leave=False, disable=None if progress else True
+    )
     if workers <= 1 or len(items) <= 1:
-        bar = dict(total=len(items), desc=desc, unit="file", disable=None if progress else True)
         return [fn(x) for x in tqdm(items, **bar)]
     size = max(1, min(CHUNK, len(items) // (4 * workers)))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     results: list[R] = []
-    with (
-        ThreadPoolExecutor(workers) as pool,
-        tqdm(total=len(items), desc=desc, unit="file", disable=None if progress else True) as bar,
-    ):
+    with ThreadPoolExecutor(workers) as pool, tqdm(**bar) as progress_bar:
         for done in pool.map(lambda chunk: [fn(x) for x in chunk], chunks):
             results += done
-            bar.update(len(done))
+            progress_bar.update(len(done))
     return results

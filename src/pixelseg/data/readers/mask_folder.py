@@ -119,7 +119,8 @@ def open_source(root: Path, split: str) -> MaskFolderSource:
     else:
         # Infer from the training split so every split agrees on the class count.
         train = open_source_items(root, "train") if split != "train" else items
-        classes, has_colours = infer_classes(root, train), False
+        # A progress bar only where the scan takes seconds (and only on a terminal).
+        classes, has_colours = infer_classes(root, train, progress=len(train) > 5000), False
     return MaskFolderSource(items, classes, root, split, colour_masks=has_colours)
 
 
