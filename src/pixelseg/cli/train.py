@@ -6,6 +6,7 @@ import argparse
 
 from ..analysis.run_report import finish_run
 from ..config import load_config
+from ..engine.distributed import wait_for_all_ranks
 from ..engine.trainer import resume, train
 from ..tuning.plan import apply_plan_if_unconfigured
 
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if is_main_process():
         finish_run(result.run_dir)
+    wait_for_all_ranks()
     return 0
 
 

@@ -63,6 +63,15 @@ def _destroy() -> None:
         dist.destroy_process_group()
 
 
+def wait_for_all_ranks() -> None:
+    """A barrier on the success path, before the process exits: a rank that leaves (and tears
+    down its gloo group) while rank 0 still writes the report aborted now and then
+    ("terminate called without an active exception"). Not in the exit hook: after an error
+    the ranks must not wait for each other."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def broadcast_object(obj, info: DistInfo):
     """Rank 0's value of ``obj`` on every rank (e.g. the run folder it created)."""
     if not info.enabled:
