@@ -187,6 +187,8 @@ def test_skip_bad_trains_without_bad_samples_and_lists_them(scenes, tmp_path):
 
 def test_summary_command(capsys):
     assert main(["summary", "--model", "unet", "--size", "37x53", "width=4", "depth=2"]) == 0
+    # The train command's spelling of a knob works too.
+    assert main(["summary", "--model", "unet", "--size", "37x53", "model.width=4"]) == 0
     out = capsys.readouterr().out
     assert "Conv2d" in out and "params" in out.lower()
 

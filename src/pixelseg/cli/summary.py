@@ -52,14 +52,18 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_knobs(items: list[str]) -> dict:
-    """``["depth=3", "dilations=[6,12,18]"]`` -> {"depth": 3, "dilations": [6, 12, 18]}."""
+    """``["depth=3", "dilations=[6,12,18]"]`` -> {"depth": 3, "dilations": [6, 12, 18]}.
+
+    ``model.depth=3`` works too, as ``pixelseg train`` spells it.
+    """
     knobs = {}
     for item in items:
         key, sep, value = item.partition("=")
+        key = key.strip().removeprefix("model.")
         if not sep or not key:
             raise PixelsegError(f"{item!r}: model knobs are given as key=value, e.g. depth=3")
         try:
-            knobs[key.strip()] = yaml.safe_load(value)
+            knobs[key] = yaml.safe_load(value)
         except yaml.YAMLError as e:
             raise PixelsegError(f"model.{key}: cannot parse {value!r}: {e}") from None
     return knobs
