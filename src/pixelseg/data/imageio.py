@@ -4,7 +4,7 @@ that names the file, so one bad file never ends a run with a traceback."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 
@@ -12,6 +12,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import PixelsegError
+
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -92,18 +94,50 @@ def read_colour_mask(path: str | Path, colours: list[tuple[int, int, int]]) -> n
     return out
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename into place."""
+def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) -> None:
+    """Write to a temporary file in the same folder, then rename into place.
+
+    The final file's mode follows the umask, as a plain ``open()`` would make it (mkstemp's
+    0600 hides outputs from the group on shared storage). ``fsync`` flushes the data to disk
+    before the rename (and the folder after it), for files that must survive a power loss.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            # 0o666 & ~umask, like open(path, "wb"); O_EXCL: never write into another's file.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    if fsync:
+        fsync_folder(path.parent)
+
+
+def fsync_folder(folder: str | Path) -> None:
+    """Make renames and deletions in ``folder`` durable (a no-op where folders cannot be
+    opened, e.g. on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_png(
@@ -143,5 +177,5 @@ def list_images(folder: Path) -> list[Path]:
     return list(_LISTINGS[key])
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, fsync: bool = False) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)

@@ -1,0 +1,36 @@
+"""Atomic writes: the final file follows the umask like open() would, and a failed write
+leaves neither a partial target nor a temporary file."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from pixelseg.data.imageio import atomic_write_bytes, atomic_write_text
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_final_file_follows_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        atomic_write_bytes(tmp_path / "b.bin", b"y", fsync=True)
+        with open(tmp_path / "plain", "w") as f:
+            f.write("z")
+    finally:
+        os.umask(old)
+    plain = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert plain == 0o666 & ~umask
+    for name in ("a.txt", "b.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == plain
+
+
+def test_failed_write_leaves_no_temporary_file(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "old")
+    with pytest.raises(TypeError):
+        atomic_write_bytes(tmp_path / "a.txt", "not bytes")  # type: ignore[arg-type]
+    assert (tmp_path / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
