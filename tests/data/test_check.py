@@ -19,8 +19,10 @@ from dataset_builders import (
 from PIL import Image
 
 from pixelseg.cli.main import main
-from pixelseg.data.check import check_dataset, find_bad_items
+from pixelseg.data.check import check_dataset
 from pixelseg.data.formats import open_split
+from pixelseg.data.preflight import preflight
+from pixelseg.errors import PixelsegError
 
 GOOD_MASK = stripes([0, 3, 8, 11])
 
@@ -95,7 +97,7 @@ def test_full_check_names_every_broken_file(broken_camvid):
     assert _has(p, "nomask.png", "image has no mask")
     assert _has(p, "orphan.png", "label map has no image")
     assert _has(p, "wide.png", "mask is 24x32 but image wide.png is 24x40")
-    assert _has(p, "badval.png", "unexpected label values [40, 77]")
+    assert _has(p, "badval.png", "label values [40, 77] are neither a class id")
     assert _has(p, "rgbmask.png", "RGB mask with 3 distinct colours")
     assert _has(p, "sideways.png", "once turned upright by its EXIF orientation")
     assert _has(p, "dup.jpg", "duplicate name 'dup'") or _has(p, "dup.png", "duplicate name")
@@ -111,7 +113,7 @@ def test_full_check_names_every_broken_file(broken_camvid):
         assert good not in p, p.get(good)
     assert all(str(path).startswith(str(broken_camvid)) for path, _ in report.problems)
     text = report.text()
-    assert "problem(s)" in text and "zero.png" in text and "unexpected label values" in text
+    assert "problem(s)" in text and "zero.png" in text and "label values [40, 77]" in text
 
 
 def test_fast_check_reads_headers_only(broken_camvid, monkeypatch):
@@ -164,7 +166,7 @@ def test_mask_folder_orphans_duplicates_and_inferred_classes(mask_folder_root):
     assert _has(p, "lonely.png", "image has no mask")
     assert _has(p, "stray.png", "mask has no image")
     assert _has(p, "train0.png", "duplicate name") or _has(p, "train0.jpg", "duplicate name")
-    assert _has(p, "val0.png", "unexpected label values [7]")
+    assert _has(p, "val0.png", "label values [7]")
     assert _has(w, "jpegmask.jpg", "JPEG")
     assert report.classes.names == ["class_0", "class_1", "class_2"]
     assert any("inferred" in n for n in report.notes)
@@ -205,17 +207,58 @@ def test_voc_and_cityscapes_clean(voc_root, cityscapes_root):
     assert _has(p, "aachen_000000_000019_leftImg8bit.png", "image has no mask")
 
 
-def test_find_bad_items_for_skip_bad(broken_camvid):
-    src = open_split(broken_camvid, "train")
-    bad = find_bad_items(src, workers=2)
-    names = {item.name for item, _ in bad}
-    assert {"zero", "trunc_png", "trunc_jpg", "garbage", "nomask", "wide", "bomb"} <= names
-    assert "sideways" in names
-    assert not names & {"f0", "f1", "gray", "rgba", "cmyk", "upright"}
-    msg = dict((item.name, m) for item, m in bad)["zero"]
+def test_train_refuses_exactly_what_check_data_calls_a_problem(broken_camvid):
+    """One inspection: the files check-data names are the files train skips, and no other."""
+    report = check_dataset(broken_camvid, full=True, workers=2)
+    reported = {str(path) for path, _ in report.problems}
+    sources = [open_split(broken_camvid, "train"), open_split(broken_camvid, "val")]
+    skipped = preflight(sources, skip_bad=True, progress=False)
+    names = {item.name for item in sources[0].items}
+    assert names == {"f0", "f1", "gray", "rgba", "deep", "cmyk", "upright"}
+    bad_items = {"zero", "trunc_png", "trunc_jpg", "garbage", "nomask", "wide", "badval",
+                 "rgbmask", "sideways", "dup", "bomb"}  # fmt: skip
+    assert {Path(f).stem for f, _ in skipped} == bad_items | {"orphan"}
+    # every problem check-data reports is in skipped.txt's lines, and nothing more
+    lines = " ".join(m for _, m in skipped)
+    assert all(path in lines for path in reported)
+    assert {Path(f).stem for f, _ in skipped} == {Path(p).stem for p in reported}
+    msg = dict((Path(f).stem, m) for f, m in skipped)["zero"]
     assert "zero.png" in msg and "empty" in msg
-    full = {item.name for item, _ in find_bad_items(src, full=True, workers=2)}
-    assert {"badval", "rgbmask"} <= full
+    with pytest.raises(PixelsegError, match="more problems; see pixelseg check-data"):
+        preflight([open_split(broken_camvid, "train")], progress=False)
+
+
+def test_truncated_jpeg_is_refused_by_train_and_cached_as_nothing(camvid_root, monkeypatch):
+    """The header of a truncated JPEG reads fine; the pre-check reads the pixels (cheaply)."""
+    truncate(_pair(camvid_root, "cut", ext=".jpg"), 0.9)
+    with pytest.raises(PixelsegError, match=r"cut\.jpg: unreadable or truncated image"):
+        preflight([open_split(camvid_root, "train")], progress=False)
+    from pixelseg.data import file_facts
+
+    monkeypatch.setattr(file_facts, "_LOADED", {})  # a new start: still refused
+    with pytest.raises(PixelsegError, match=r"cut\.jpg: unreadable or truncated image"):
+        preflight([open_split(camvid_root, "train")], progress=False)
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_rotation_is_applied_when_comparing_sizes(camvid_root, orientation):
+    """Images are read upright (read_image applies EXIF): a mask of the upright size is
+    right, one of the stored size is wrong; check-data and train agree."""
+    r = camvid_root
+    exif_jpeg(r / "train" / "good.jpg", orientation, h=32, w=24)  # stored 24 wide: upright 24x32
+    save_mask(r / "trainannot" / "good.png", GOOD_MASK)  # 24x32: the upright size
+    exif_jpeg(r / "train" / "bad.jpg", orientation)  # stored 24x32: upright 32x24
+    save_mask(r / "trainannot" / "bad.png", GOOD_MASK)  # 24x32: the stored size
+    from pixelseg.data.imageio import read_image
+
+    assert read_image(r / "train" / "good.jpg").shape[:2] == GOOD_MASK.shape
+    p = _messages(check_dataset(r))
+    assert "good.png" not in p and "good.jpg" not in p
+    assert _has(p, "bad.png", "once turned upright by its EXIF orientation")
+    sources = [open_split(r, "train")]
+    skipped = preflight(sources, skip_bad=True, progress=False)
+    assert [Path(f).name for f, _ in skipped] == ["bad.jpg"]
+    assert "good" in {item.name for item in sources[0].items}
 
 
 def test_cli_exit_codes_and_outputs(camvid_root, broken_camvid, tmp_path, capsys):
@@ -239,3 +282,45 @@ def test_real_camvid_fast_check():
     assert report.ok, report.problems[:5]
     assert report.splits["train"].images == 367 and report.splits["val"].images == 101
     assert report.splits["train"].sizes == {(360, 480): 367}
+
+
+def _layout_damage(root: Path) -> None:
+    """A mask without an image, two images of one stem, two masks of one stem."""
+    r = root / "train"
+    save_mask(r / "masks" / "stray.png", stripes([0, 1]))
+    save_rgb(r / "images" / "train0.jpg")  # train0.png exists: which one is the mask's?
+    save_rgb(r / "images" / "twin.png")
+    save_mask(r / "masks" / "twin.png", stripes([0, 1]))
+    save_mask(r / "masks" / "twin.bmp", stripes([0, 2]))
+
+
+def test_orphan_masks_and_duplicate_stems_are_problems_for_train_too(mask_folder_root):
+    _layout_damage(mask_folder_root)
+    p = _messages(check_dataset(mask_folder_root))
+    assert _has(p, "stray.png", "mask has no image")
+    assert _has(p, "train0.jpg", "duplicate name 'train0'") and _has(p, "train0.png", "duplicate")
+    assert _has(p, "twin.png", "masks twin.bmp, twin.png have the same stem 'twin'")
+    with pytest.raises(PixelsegError) as refused:
+        preflight([open_split(mask_folder_root, "train")], progress=False)
+    assert "\n" not in str(refused.value) and "more problems; see pixelseg check-data" in str(
+        refused.value
+    )
+    sources = [open_split(mask_folder_root, "train")]
+    skipped = preflight(sources, skip_bad=True, progress=False)
+    assert sorted(Path(f).name for f, _ in skipped) == [
+        "stray.png", "train0.jpg", "train0.png", "twin.png",
+    ]  # fmt: skip
+    assert [item.name for item in sources[0].items] == ["train1"]
+
+
+def test_cli_train_skip_bad_lists_layout_problems_in_skipped_txt(mask_folder_root, tmp_path):
+    _layout_damage(mask_folder_root)
+    tiny = ["model.width=4", "model.depth=2", "train.batch_size=2", "train.max_steps_per_epoch=1"]
+    common = ["train", "--quiet", "--data", str(mask_folder_root), "--model", "unet"]
+    common += ["--out-dir", str(tmp_path / "runs"), "--epochs", "1"]
+    assert main([*common, "--name", "refused", *tiny]) == 2
+    assert not (tmp_path / "runs" / "refused").exists()
+    assert main([*common, "--name", "s", "--skip-bad", *tiny]) == 0
+    skipped = (tmp_path / "runs" / "s" / "skipped.txt").read_text()
+    for name in ("stray.png", "train0.jpg", "train0.png", "twin.png"):
+        assert name in skipped

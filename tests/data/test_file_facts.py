@@ -20,20 +20,20 @@ from pixelseg.errors import PixelsegError
 
 @pytest.fixture
 def decodes(monkeypatch) -> dict[str, int]:
-    """Counts image verifications and mask decodes (through the cache's entry points)."""
+    """Counts images read through and masks decoded (through the cache's entry points)."""
     counts = {"images": 0, "masks": 0}
-    verify, learn_mask = file_facts.verify_image, file_facts.FileFacts.learn_mask
+    verify, value_counts = file_facts.verify_pixels, file_facts.value_counts
 
-    def counting_verify(path):
+    def counting_verify(path, fmt):
         counts["images"] += 1
-        return verify(path)
+        return verify(path, fmt)
 
-    def counting_learn_mask(self, item, mask):
+    def counting_value_counts(mask):
         counts["masks"] += 1
-        return learn_mask(self, item, mask)
+        return value_counts(mask)
 
-    monkeypatch.setattr(file_facts, "verify_image", counting_verify)
-    monkeypatch.setattr(file_facts.FileFacts, "learn_mask", counting_learn_mask)
+    monkeypatch.setattr(file_facts, "verify_pixels", counting_verify)
+    monkeypatch.setattr(file_facts, "value_counts", counting_value_counts)
     return counts
 
 

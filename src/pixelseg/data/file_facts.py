@@ -1,26 +1,34 @@
-"""What decoding a dataset's files teaches, kept on disk so that a later start only stats them.
+"""What a dataset's files are, learnt once and kept on disk, so that a later start only stats them.
 
-Before training, every image is verified and every mask decoded for its size and label range
-(``preflight.py``), and a mask folder without a classes file is scanned for its largest label
-(``readers/mask_folder.py``). On 100k small images that is most of the start-up time. The facts
-are stored in one JSON file per dataset split under the user cache folder (next to the class
-statistics, see ``class_stats.default_cache_dir``), keyed per item by the image's path and
-valued with each file's size and modification time: a changed file is decoded again, an
-unchanged one is not. Facts are not verdicts: a mask with a bad label keeps its facts, and the
-check that reads them reports it again on every start. A file that cannot be decoded has no
-facts, so it is looked at (and reported) every time.
+One record per file, keyed by its path and valued with its size and modification time (a
+changed file is looked at again, an unchanged one is not):
 
-    facts = FileFacts.for_split("mask-folder", root, "train", decoding="ids")
-    image = facts.image(item) or facts.learn_image(item)   # ImageFacts(width, height)
-    facts.save()                                            # best effort, atomic
+- an image's header: stored size, mode, format, EXIF orientation (so the size as
+  ``read_image`` returns it, upright), alpha; and whether its pixel data was read through
+  (``verify_pixels``: a cheap full read that finds truncated and damaged files);
+- a mask's decoded size and label counts (value -> pixels, after the reader's remapping).
+
+Every consumer reads these facts: the item inspection (``inspect.py``, behind the training
+pre-check and ``pixelseg check-data``), the mask-folder class scan, the class statistics and
+the fingerprint. Facts are not verdicts: a mask with a bad label keeps its facts, and the
+inspection that reads them reports it again on every start. A file that cannot be read has no
+facts, so it is looked at (and reported) every time. One JSON file per dataset split lives
+under the user cache folder (``default_cache_dir``), never inside the dataset.
+
+    facts = source.file_facts()
+    image = facts.image_facts(item.image)          # ImageFacts; BadFile names the file
+    mask = facts.mask_facts(item, source.decode_mask)
+    facts.save()                                   # best effort, atomic
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,42 +36,134 @@ import numpy as np
 from PIL import Image
 
 from ..constants import IGNORE_INDEX
-from .imageio import atomic_write_bytes
+from ..errors import PixelsegError
+from .imageio import MAX_PIXELS, atomic_write_bytes
 
 if TYPE_CHECKING:  # source.py imports this module
     from .source import Item
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+ORIENTATION_TAG = 0x0112
+SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that turn the image by 90 degrees
+
+
+class BadFile(PixelsegError):
+    """A file that cannot be used; ``str()`` is ``"path: message"``, as every user error."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path, self.message = Path(path), message
+
+
+def default_cache_dir() -> Path:
+    """``$PIXELSEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/pixelseg``, else ``~/.cache/pixelseg``."""
+    if os.environ.get("PIXELSEG_CACHE_DIR"):
+        return Path(os.environ["PIXELSEG_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pixelseg"
 
 
 @dataclass(frozen=True)
 class ImageFacts:
-    width: int
+    width: int  # as stored, before the EXIF orientation
     height: int
+    mode: str = "RGB"
+    format: str | None = None
+    orientation: int = 1
+    alpha: bool = False
+    verified: bool = False  # the pixel data was read through, not only the header
+
+    @property
+    def upright(self) -> tuple[int, int]:
+        """(H, W) once the EXIF orientation is applied, as ``read_image`` returns it."""
+        if self.orientation in SWAPS_SIDES:
+            return self.width, self.height
+        return self.height, self.width
 
 
 @dataclass(frozen=True)
 class MaskFacts:
     height: int
     width: int
-    low: int  # smallest label other than the ignore index (0 when every pixel is ignored)
-    high: int  # largest label other than the ignore index (-1 when every pixel is ignored)
+    counts: dict[int, int] = field(default_factory=dict)  # label value -> pixels
+    mode: str = ""  # of the mask file; "" when the label map is not an image file (COCO)
+    orientation: int = 1
 
-    @classmethod
-    def of(cls, mask: np.ndarray) -> MaskFacts:
-        valid = mask[mask != IGNORE_INDEX]
-        low, high = (int(valid.min()), int(valid.max())) if valid.size else (0, -1)
-        return cls(int(mask.shape[0]), int(mask.shape[1]), low, high)
+    @property
+    def high(self) -> int:
+        """The largest label other than the ignore index (-1 when every pixel is ignored)."""
+        return max((v for v in self.counts if v != IGNORE_INDEX), default=-1)
 
-    def labels_fit(self, num_classes: int) -> bool:
-        return self.low >= 0 and self.high < num_classes
+    def bad_values(self, num_classes: int) -> list[int]:
+        """Values that are neither a class id nor IGNORE_INDEX, sorted."""
+        return sorted(v for v in self.counts if v < 0 or (v >= num_classes and v != IGNORE_INDEX))
 
 
-def verify_image(path: Path) -> ImageFacts:
-    """Check the file's structure (PNG CRCs, truncation) without decoding; PIL raises if bad."""
-    with Image.open(path) as img:
-        img.verify()
-        return ImageFacts(*img.size)
+def value_counts(mask: np.ndarray) -> dict[int, int]:
+    """Pixel count of every value in a label map."""
+    flat = mask.ravel()
+    if flat.size and flat.min() >= 0 and flat.max() < 65536:
+        counts = np.bincount(flat)
+        nz = np.flatnonzero(counts)
+        return dict(zip(nz.tolist(), counts[nz].tolist()))
+    values, counts = np.unique(flat, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation, read from the header only: Pillow's ``getexif`` on a PNG without
+    an eXIf chunk before the pixel data would decode the whole file to look after it."""
+    if "exif" not in img.info and img.format != "TIFF":
+        return 1
+    return int(img.getexif().get(ORIENTATION_TAG, 1) or 1)
+
+
+def read_header(path: str | Path) -> ImageFacts:
+    """Open without decoding. Raises BadFile naming the file when it cannot be used."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise BadFile(path, "file is empty (0 bytes)")
+    except FileNotFoundError:
+        raise BadFile(path, "file not found") from None
+    try:
+        # imageio turns DecompressionBombWarning into an error process-wide (catch_warnings
+        # is not thread-safe); the explicit pixel count below holds even without it.
+        with Image.open(path) as img:
+            alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+            facts = ImageFacts(*img.size, img.mode, img.format, _orientation(img), alpha)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise BadFile(path, f"over the decompression-bomb limit ({e})") from None
+    except Exception as e:  # any failure to parse a header is a damaged file, not a bug
+        raise BadFile(path, f"unreadable or truncated image ({e})") from None
+    pixels = facts.width * facts.height
+    if pixels > MAX_PIXELS:
+        raise BadFile(
+            path,
+            f"{facts.width}x{facts.height} = {pixels:,} pixels, over the "
+            f"decompression-bomb limit of {MAX_PIXELS:,}",
+        )
+    return facts
+
+
+def verify_pixels(path: Path, fmt: str | None) -> None:
+    """Read the whole file cheaply, so a truncated or damaged one fails now and not in epoch 1.
+
+    JPEG: decoded at 1/8 scale (every entropy-coded byte is read, a tenth of the work); PNG:
+    every chunk's CRC checked without inflating; other formats: a full decode.
+    """
+    try:
+        with Image.open(path) as img:
+            if fmt == "PNG":
+                img.verify()
+                return
+            if fmt == "JPEG":
+                img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise BadFile(path, f"over the decompression-bomb limit ({e})") from None
+    except Exception as e:
+        raise BadFile(path, f"unreadable or truncated image ({e})") from None
 
 
 def _stamp(path: Path) -> list[int] | None:
@@ -85,8 +185,9 @@ class FileFacts:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.images: dict[str, list] = {}  # image path -> [size, mtime_ns, width, height]
-        self.masks: dict[str, list] = {}  # image path -> [mask size, mask mtime_ns, h, w, lo, hi]
+        self.images: dict[str, list] = {}  # image path -> [size, mtime_ns, *ImageFacts]
+        # image path -> [mask size, mask mtime_ns, h, w, mode, orientation, [[value, pixels]]]
+        self.masks: dict[str, list] = {}
         self.dirty = False
         try:
             data = json.loads(path.read_text())
@@ -106,8 +207,6 @@ class FileFacts:
     ) -> FileFacts:
         """``decoding`` names what a mask's decoded labels depend on besides its file (e.g. a
         colour table): sources that decode the same files differently never share facts."""
-        from .class_stats import default_cache_dir
-
         key = json.dumps([format_name, str(Path(root).resolve()), split, decoding])
         name = hashlib.sha256(key.encode()).hexdigest()[:40]
         path = (cache_dir or default_cache_dir()) / "file_facts" / f"{name}.json"
@@ -116,34 +215,60 @@ class FileFacts:
                 _LOADED[path] = cls(path)
             return _LOADED[path]
 
-    def image(self, item: Item) -> ImageFacts | None:
+    def image(self, path: Path) -> ImageFacts | None:
         """The image's facts when they were learnt from the file as it is now."""
-        record = self.images.get(str(item.image))
-        if record is not None and record[:2] == _stamp(item.image):
+        record = self.images.get(str(path))
+        if record is not None and record[:2] == _stamp(path):
             return ImageFacts(*record[2:])
         return None
 
-    def learn_image(self, item: Item) -> ImageFacts:
-        """Verify the image (raises what PIL raises for a bad file) and remember its facts."""
-        stamp = _stamp(item.image)
-        facts = verify_image(item.image)
+    def image_facts(self, path: Path, verified: bool = True) -> ImageFacts:
+        """Cached facts, else the header (and, when ``verified``, the cheap full read of
+        ``verify_pixels``) learnt now. Raises BadFile naming the file."""
+        known = self.image(path)
+        if known is not None and (known.verified or not verified):
+            return known
+        stamp = _stamp(path)
+        facts = read_header(path)
+        if verified:
+            verify_pixels(path, facts.format)
+            facts = ImageFacts(**{**facts.__dict__, "verified": True})
         if stamp is not None:
-            self.images[str(item.image)] = [*stamp, facts.width, facts.height]
+            f = facts
+            self.images[str(path)] = [*stamp, f.width, f.height, f.mode, f.format,
+                                      f.orientation, f.alpha, f.verified]  # fmt: skip
             self.dirty = True
         return facts
 
     def mask(self, item: Item) -> MaskFacts | None:
         record = self.masks.get(str(item.image))
         if item.mask is not None and record is not None and record[:2] == _stamp(item.mask):
-            return MaskFacts(*record[2:])
+            h, w, mode, orientation, counts = record[2:]
+            return MaskFacts(h, w, {int(v): int(c) for v, c in counts}, mode, orientation)
         return None
 
-    def learn_mask(self, item: Item, mask: np.ndarray) -> MaskFacts:
-        """Remember the facts of ``mask``, the decoded ``item.mask``."""
-        facts = MaskFacts.of(mask)
+    def mask_facts(
+        self, item: Item, decode: Callable[[Item], np.ndarray], header: bool = True
+    ) -> MaskFacts:
+        """Cached facts, else ``decode(item)`` now (with the file's header when ``header``;
+        not for label maps that are not image files). Raises what decoding raises."""
+        known = self.mask(item)
+        if known is not None:
+            return known
         stamp = _stamp(item.mask)
+        head = read_header(item.mask) if header else None
+        mask = decode(item)
+        facts = MaskFacts(
+            int(mask.shape[0]),
+            int(mask.shape[1]),
+            value_counts(mask),
+            head.mode if head else "",
+            head.orientation if head else 1,
+        )
         if stamp is not None:
-            self.masks[str(item.image)] = [*stamp, facts.height, facts.width, facts.low, facts.high]
+            counts = [[v, c] for v, c in facts.counts.items()]
+            self.masks[str(item.image)] = [*stamp, facts.height, facts.width, facts.mode,
+                                           facts.orientation, counts]  # fmt: skip
             self.dirty = True
         return facts
 

@@ -48,8 +48,11 @@ class SegmentationSource:
         remapping): the key that keeps cached file facts of differently decoded masks apart."""
         return "default"
 
-    def file_facts(self) -> FileFacts:
-        return FileFacts.for_split(self.format_name, self.root, self.split, self.mask_decoding())
+    def file_facts(self, cache_dir: Path | None = None) -> FileFacts:
+        """What inspecting this split's files has taught (sizes, label counts), cached."""
+        return FileFacts.for_split(
+            self.format_name, self.root, self.split, self.mask_decoding(), cache_dir
+        )
 
     def decode_image(self, item: Item) -> np.ndarray:
         return read_image(item.image)
@@ -80,8 +83,14 @@ def check_labels(mask: np.ndarray, num_classes: int, path: Path | str) -> None:
     """Every value must be a class id or IGNORE_INDEX; name the file and the bad values."""
     bad = (mask >= num_classes) & (mask != IGNORE_INDEX) | (mask < 0)
     if bad.any():
-        values = np.unique(mask[bad])[:8].tolist()
-        raise PixelsegError(
-            f"{path}: label values {values} are neither a class id (0..{num_classes - 1}) "
-            f"nor the ignore index {IGNORE_INDEX}"
-        )
+        values = np.unique(mask[bad]).tolist()
+        raise PixelsegError(f"{path}: {label_values_message(values, num_classes)}")
+
+
+def label_values_message(bad: list[int], num_classes: int) -> str:
+    """The one wording of a label-value problem (the inspection adds the pixel count)."""
+    shown = ", ".join(str(v) for v in bad[:8]) + (", ..." if len(bad) > 8 else "")
+    return (
+        f"label values [{shown}] are neither a class id (0..{num_classes - 1}) "
+        f"nor the ignore index {IGNORE_INDEX}"
+    )

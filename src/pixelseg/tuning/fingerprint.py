@@ -1,8 +1,10 @@
 """What a dataset and this machine look like, measured cheaply, for the training plan.
 
-Image sizes come from file headers (no decoding), from at most ``MAX_SIZE_SAMPLES`` images
-spread evenly over the split. Class frequencies come from ``data/class_stats.py`` (every mask
-decoded once, then cached), on at most ``MAX_STATS_SAMPLES`` masks for huge datasets.
+Image sizes (upright, as read) come from the split's file facts (``data/file_facts.py``:
+headers, learnt once, usually already by the inspection before training), for at most
+``MAX_SIZE_SAMPLES`` images spread evenly over the split. Class frequencies come from
+``data/class_stats.py`` (the same facts' label counts), on at most ``MAX_STATS_SAMPLES``
+masks for huge datasets.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..data.class_stats import class_stats
+from ..data.file_facts import read_header
 from ..data.formats import open_split
 from ..data.source import SegmentationSource
 from ..engine.device import available_cores, pick_device
@@ -24,8 +26,6 @@ from ..errors import PixelsegError
 
 MAX_SIZE_SAMPLES = 300
 MAX_STATS_SAMPLES = 2000
-ORIENTATION_TAG = 0x0112
-SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that turn the image by 90 degrees
 
 
 @dataclass
@@ -93,13 +93,7 @@ class HardwareFingerprint:
 
 def image_size(path) -> tuple[int, int]:
     """(H, W) as ``read_image`` returns it (EXIF orientation applied), from the header only."""
-    with Image.open(path) as img:
-        w, h = img.size
-        # getexif() on a PNG without an early eXIf chunk would decode the file: look first.
-        if "exif" in img.info or img.format == "TIFF":
-            if img.getexif().get(ORIENTATION_TAG, 1) in SWAPS_SIDES:
-                return w, h
-    return h, w
+    return read_header(path).upright
 
 
 def spread(items: list, k: int) -> list:
@@ -123,13 +117,13 @@ def fingerprint_dataset(
         raise PixelsegError(f"{root}: the {train_split} split has no images")
     sizes: Counter = Counter()
     sampled = spread(train.items, MAX_SIZE_SAMPLES)
+    facts = train.file_facts()
     for item in sampled:
         try:
-            sizes[image_size(item.image)] += 1
-        except Exception as e:  # a damaged file: check-data names it; the plan needs a size
-            raise PixelsegError(
-                f"{item.image}: cannot read the image header ({e}); run pixelseg check-data {root}"
-            ) from None
+            sizes[facts.image_facts(item.image, verified=False).upright] += 1
+        except PixelsegError as e:  # a damaged file: check-data names it; the plan needs a size
+            raise PixelsegError(f"{e}; run pixelseg check-data {root}") from None
+    facts.save()
     hs = sorted(h for (h, _), n in sizes.items() for _ in range(n))
     ws = sorted(w for (_, w), n in sizes.items() for _ in range(n))
     median = (int(np.median(hs)), int(np.median(ws)))

@@ -45,32 +45,77 @@ def splits(root: Path) -> list[str]:
     return [s for s in SPLITS if (root / f"{s}.txt").is_file()]
 
 
-def pair_files(image_dir: Path, mask_dir: Path, stems: list[str] | None = None) -> list[Item]:
-    """Match images to masks by stem; an image without a mask is an error naming it."""
-    images = {p.stem: p for p in list_images(image_dir)}
-    masks = {p.stem: p for p in list_images(mask_dir)}
-    if stems is None:
-        stems = sorted(images)
+Problem = tuple[Path, str]
+
+
+def _by_stem(paths: list[Path]) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for p in paths:
+        out.setdefault(p.stem, []).append(p)
+    return out
+
+
+def pair_files(
+    image_dir: Path, mask_dir: Path, stems: list[str] | None = None, listing: Path | None = None
+) -> tuple[list[Item], list[Problem]]:
+    """Match images to masks by stem: the items, and the layout problems found on the way.
+
+    An image without a mask stays an item (its expected mask path does not exist, which the
+    inspection reports); two images with one stem are two items of one name (a duplicate the
+    inspection reports); two masks with one stem, a mask without an image and a ``listing``
+    entry without an image are problems here. Nothing is resolved silently.
+    """
+    images, masks = _by_stem(list_images(image_dir)), _by_stem(list_images(mask_dir))
+    problems: list[Problem] = []
     items = []
-    for stem in stems:
+    for stem in sorted(images) if stems is None else stems:
         if stem not in images:
-            raise PixelsegError(
-                f"{image_dir / stem}: listed in the split file but no image has this name"
+            problems.append(
+                (listing, f"{stem!r} is listed but {image_dir} has no image of that name")
             )
-        if stem not in masks:
-            raise PixelsegError(f"{images[stem]}: image has no mask in {mask_dir}")
-        items.append(Item(images[stem], masks[stem], stem))
+            continue
+        found = masks.get(stem, [mask_dir / f"{stem}.png"])
+        for image in images[stem]:
+            items.append(Item(image, found[0], stem))
+            if len(found) > 1:
+                names = ", ".join(m.name for m in found)
+                msg = f"masks {names} have the same stem {stem!r}, so the pairing is ambiguous"
+                problems.append((image, msg))
+    problems += [
+        (m, f"mask has no image in {image_dir}")
+        for stem, paths in masks.items()
+        if stem not in images
+        for m in paths
+    ]
     if not items:
         raise PixelsegError(f"{image_dir}: no images found")
-    return items
+    return items, problems
 
 
 class MaskFolderSource(SegmentationSource):
+    """``classes`` None: inferred from the training masks on first use (``infer_classes``)."""
+
     format_name = "mask-folder"
 
-    def __init__(self, items, classes, root, split, colour_masks: bool) -> None:
+    def __init__(self, items, classes, root, split, colour_masks: bool, layout=()) -> None:
         super().__init__(items, classes, root, split)
         self.colour_masks = colour_masks
+        self.classes_inferred = classes is None
+        self.layout = list(layout)
+
+    @property
+    def classes(self) -> ClassTable:
+        if self._classes is None:
+            train = self.items
+            if self.split != "train":  # every split agrees on the class count of train's masks
+                train = open_source_items(self.root, "train")[0]
+            # A progress bar only where the scan takes seconds (and only on a terminal).
+            self._classes = infer_classes(self.root, train, progress=len(train) > 5000)
+        return self._classes
+
+    @classes.setter
+    def classes(self, value: ClassTable | None) -> None:
+        self._classes = value
 
     def mask_decoding(self) -> str:
         return f"colours {self.classes.colours}" if self.colour_masks else "default"
@@ -79,6 +124,9 @@ class MaskFolderSource(SegmentationSource):
         if self.colour_masks:
             return read_colour_mask(item.mask, self.classes.colours)
         return read_mask(item.mask)
+
+    def layout_problems(self) -> list[Problem]:
+        return list(self.layout)
 
 
 # Inferred class tables by (mask paths, their folders' mtimes): a command opens the train
@@ -92,7 +140,8 @@ def infer_classes(root: Path, items: list[Item], progress: bool = False) -> Clas
     The scan decodes every mask on first sight (in threads: PIL decodes without the GIL) and
     keeps what it learns in the training split's file facts, which the pre-training check
     reads too: a mask is decoded once, not once per use, and not again on the next start. A
-    classes file skips the scan altogether.
+    classes file skips the scan altogether. Masks that cannot be read count for nothing here:
+    the inspection reports them.
     """
     masks = tuple(str(item.mask) for item in items)
     folders = sorted({os.path.dirname(m) for m in masks})  # strings: 100k Paths cost ~1 s
@@ -102,8 +151,10 @@ def infer_classes(root: Path, items: list[Item], progress: bool = False) -> Clas
     facts = FileFacts.for_split(MaskFolderSource.format_name, root, "train", "default")
 
     def largest_id(item: Item) -> int:
-        known = facts.mask(item) or facts.learn_mask(item, read_mask(item.mask))
-        return known.high
+        try:
+            return facts.mask_facts(item, lambda it: read_mask(it.mask)).high
+        except PixelsegError:
+            return -1
 
     top = max(map_items(largest_id, items, progress=progress, desc="scanning masks"), default=0)
     facts.save()
@@ -112,27 +163,18 @@ def infer_classes(root: Path, items: list[Item], progress: bool = False) -> Clas
 
 
 def open_source(root: Path, split: str) -> MaskFolderSource:
-    items = open_source_items(root, split)
+    items, layout = open_source_items(root, split)
     cfile = find_classes_file(root)
-    if cfile is not None:
-        classes, has_colours = read_classes_file(cfile)
-    else:
-        # Infer from the training split so every split agrees on the class count.
-        train = open_source_items(root, "train") if split != "train" else items
-        # A progress bar only where the scan takes seconds (and only on a terminal).
-        classes, has_colours = infer_classes(root, train, progress=len(train) > 5000), False
-    return MaskFolderSource(items, classes, root, split, colour_masks=has_colours)
+    classes, has_colours = read_classes_file(cfile) if cfile is not None else (None, False)
+    return MaskFolderSource(items, classes, root, split, colour_masks=has_colours, layout=layout)
 
 
-def open_source_items(root: Path, split: str) -> list[Item]:
+def open_source_items(root: Path, split: str) -> tuple[list[Item], list[Problem]]:
     if _pair_dir(root / split):
         return pair_files(root / split / "images", root / split / "masks")
-    stems = [
-        Path(s.split()[0]).stem
-        for s in (root / f"{split}.txt").read_text().splitlines()
-        if s.strip()
-    ]
-    return pair_files(root / "images", root / "masks", stems)
+    listing = root / f"{split}.txt"
+    stems = [Path(s.split()[0]).stem for s in listing.read_text().splitlines() if s.strip()]
+    return pair_files(root / "images", root / "masks", stems, listing)
 
 
 register_format(DatasetFormat("mask-folder", detect, open_source, splits, priority=50))
