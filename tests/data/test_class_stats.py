@@ -1,4 +1,5 @@
-"""Class pixel statistics (cached outside the dataset) and the loss weights derived from them."""
+"""Class pixel statistics (from the file facts, cached outside the dataset) and the loss
+weights derived from them."""
 
 from __future__ import annotations
 
@@ -41,13 +42,17 @@ def test_cache_is_used_invalidated_and_kept_out_of_the_dataset(camvid_root, tmp_
     before = sorted(p for p in camvid_root.rglob("*"))
     src = open_split(camvid_root, "train")
     first = cs.class_stats(src, cache_dir=cache)
-    assert list((cache / "class_stats").glob("*.json"))
+    assert list((cache / "file_facts").glob("*.json"))
     assert sorted(p for p in camvid_root.rglob("*")) == before  # nothing written in the dataset
 
     def boom(*a, **k):
         raise AssertionError("should come from the cache")
 
-    monkeypatch.setattr(cs, "compute_class_stats", boom)
+    from pixelseg.data import file_facts
+    from pixelseg.data.readers.camvid import CamVidSource
+
+    monkeypatch.setattr(file_facts, "_LOADED", {})  # as a new process would
+    monkeypatch.setattr(CamVidSource, "decode_mask", boom)
     assert cs.class_stats(open_split(camvid_root, "train"), cache_dir=cache) == first
     monkeypatch.undo()
 
@@ -61,7 +66,7 @@ def test_cache_is_used_invalidated_and_kept_out_of_the_dataset(camvid_root, tmp_
 def test_weights_for_uses_the_default_cache_dir(camvid_root, _private_cache):
     w = cs.weights_for_source(open_split(camvid_root, "train"), "median")
     assert len(w) == 11 and w[1] == 0.0 and w[0] > 0
-    assert list((_private_cache / "class_stats").glob("*.json"))
+    assert list((_private_cache / "file_facts").glob("*.json"))
     with pytest.raises(PixelsegError, match="choose from median, sqrt"):
         cs.weights_for_source(open_split(camvid_root, "train"), "inverse")
 
@@ -77,3 +82,20 @@ def test_unwritable_cache_is_not_an_error(camvid_root, tmp_path):
     blocker.write_text("not a folder")
     stats = cs.class_stats(open_split(camvid_root, "train"), cache_dir=blocker / "sub")
     assert stats.num_images == 2
+
+
+def test_counts_come_from_the_inspection_before_training(camvid_root, monkeypatch):
+    """One cache: the pre-training inspection learns the counts the statistics sum."""
+    from pixelseg.data.preflight import preflight
+    from pixelseg.data.readers.camvid import CamVidSource
+
+    src = open_split(camvid_root, "train")
+    assert preflight([src], progress=False) == []
+
+    def boom(*a, **k):
+        raise AssertionError("the inspection already counted these masks")
+
+    expected = cs.class_stats(open_split(camvid_root, "train"), refresh=True)
+    monkeypatch.setattr(CamVidSource, "decode_mask", boom)
+    stats = cs.class_stats(src)
+    assert stats == expected and stats.num_images == 2

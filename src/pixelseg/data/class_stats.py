@@ -1,20 +1,16 @@
-"""Class pixel statistics of a dataset split, computed once and cached, and the loss weights
-derived from them.
+"""Class pixel statistics of a dataset split, and the loss weights derived from them.
 
-    stats = class_stats(source)                  # decodes every mask once, then reads the cache
+    stats = class_stats(source)                  # every mask's label counts, summed
     weights = weights_for_source(source, "median")      # or "sqrt"; one weight per class
 
-The cache is a small JSON file per split under the user cache folder (``$PIXELSEG_CACHE_DIR``,
-else ``$XDG_CACHE_HOME/pixelseg``, else ``~/.cache/pixelseg``), never inside the dataset, which
-may be read-only. Its key hashes the format, the dataset root, the split, the class names and
-every mask file's path, size and modification time, so editing a mask recomputes the counts.
+The counts are the file facts of ``file_facts.py`` (one record per mask, keyed by its path,
+size and modification time, under the user cache folder, never inside the dataset): the
+inspection before training has usually learnt them already, so the statistics cost a stat
+per mask, and an edited mask is decoded again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,23 +19,11 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
-from .imageio import atomic_write_bytes
+from .file_facts import default_cache_dir, value_counts  # noqa: F401 -- part of this API
 from .parallel import map_items
-from .source import SegmentationSource, check_labels
+from .source import SegmentationSource, label_values_message
 
-CACHE_VERSION = 1
 WEIGHT_METHODS = ("median", "sqrt")
-
-
-def value_counts(mask: np.ndarray) -> dict[int, int]:
-    """Pixel count of every value in a label map."""
-    flat = mask.ravel()
-    if flat.size and flat.min() >= 0 and flat.max() < 65536:
-        counts = np.bincount(flat)
-        nz = np.flatnonzero(counts)
-        return dict(zip(nz.tolist(), counts[nz].tolist()))
-    values, counts = np.unique(flat, return_counts=True)
-    return dict(zip(values.tolist(), counts.tolist()))
 
 
 @dataclass
@@ -119,85 +103,40 @@ def class_weights(freqs: Sequence[float], method: str) -> list[float]:
 
 
 def compute_class_stats(
-    source: SegmentationSource, workers: int | None = None, progress: bool = False
+    source: SegmentationSource,
+    workers: int | None = None,
+    progress: bool = False,
+    cache_dir: Path | None = None,
+    refresh: bool = False,
 ) -> ClassStats:
-    """Decode every mask of ``source`` (no caching). Bad label values raise, naming the file."""
+    """Sum every mask's label counts (decoding those the file facts do not know, or all of
+    them with ``refresh``). Bad label values raise, naming the file."""
     num_classes = source.classes.num_classes
+    facts = source.file_facts(cache_dir)
+    header = getattr(source, "mask_size", None) is None
 
     def count(item) -> dict[int, int] | None:
         if item.mask is None:
             return None
-        mask = source.decode_mask(item)
-        check_labels(mask, num_classes, item.mask)
-        return value_counts(mask)
+        known = None if refresh else facts.mask(item)
+        if known is None:
+            facts.masks.pop(str(item.image), None)
+            known = facts.mask_facts(item, source.decode_mask, header=header)
+        bad = known.bad_values(num_classes)
+        if bad:
+            raise PixelsegError(f"{item.mask}: {label_values_message(bad, num_classes)}")
+        return known.counts
 
     stats = ClassStats.empty(source.classes.names)
-    for counts in map_items(count, source.items, workers, progress, f"class stats {source.split}"):
-        if counts is not None:
-            stats.add_counts(counts)
+    try:
+        for counts in map_items(
+            count, source.items, workers, progress, f"class stats {source.split}"
+        ):
+            if counts is not None:
+                stats.add_counts(counts)
+    finally:
+        facts.save()
     return stats
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get("PIXELSEG_CACHE_DIR"):
-        return Path(os.environ["PIXELSEG_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pixelseg"
-
-
-def cache_key(source: SegmentationSource) -> str:
-    stats: dict[Path, tuple[int, int]] = {}
-
-    def stamp(path: Path | None) -> list:
-        if path is None:
-            return [None]
-        if path not in stats:
-            try:
-                st = path.stat()
-                stats[path] = (st.st_size, st.st_mtime_ns)
-            except OSError:
-                stats[path] = (-1, -1)
-        return [str(path), *stats[path]]
-
-    payload = [
-        CACHE_VERSION,
-        source.format_name,
-        str(Path(source.root).resolve()),
-        source.split,
-        list(source.classes.names),
-        [[str(i.image), *stamp(i.mask)] for i in source.items],
-    ]
-    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
-
-
-def _cache_file(cache_dir: Path, key: str) -> Path:
-    return cache_dir / "class_stats" / f"{key[:40]}.json"
-
-
-def load_cached(source: SegmentationSource, cache_dir: Path | None = None) -> ClassStats | None:
-    key = cache_key(source)
-    path = _cache_file(cache_dir or default_cache_dir(), key)
-    try:
-        data = json.loads(path.read_text())
-        if data.get("key") == key:
-            return ClassStats.from_dict(data["stats"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # no cache, or a stale or damaged one: recompute
-    return None
-
-
-def save_cached(
-    source: SegmentationSource, stats: ClassStats, cache_dir: Path | None = None
-) -> None:
-    """Best effort: an unwritable cache folder only costs a recomputation next time."""
-    key = cache_key(source)
-    record = {"key": key, "root": str(source.root), "split": source.split, "stats": stats.to_dict()}
-    try:
-        atomic_write_bytes(
-            _cache_file(cache_dir or default_cache_dir(), key), json.dumps(record).encode()
-        )
-    except OSError:
-        pass
 
 
 def class_stats(
@@ -207,14 +146,8 @@ def class_stats(
     workers: int | None = None,
     progress: bool = False,
 ) -> ClassStats:
-    """Statistics of ``source``, from the cache when its masks have not changed."""
-    if not refresh:
-        cached = load_cached(source, cache_dir)
-        if cached is not None:
-            return cached
-    stats = compute_class_stats(source, workers, progress)
-    save_cached(source, stats, cache_dir)
-    return stats
+    """Statistics of ``source``; unchanged masks are not decoded again (see the docstring)."""
+    return compute_class_stats(source, workers, progress, cache_dir, refresh)
 
 
 def weights_for_source(
