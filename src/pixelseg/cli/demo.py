@@ -12,7 +12,8 @@ from ..analysis.run_report import finish_run
 from ..config import load_config
 from ..data.imageio import atomic_write_text, list_images
 from ..data.scenes import write_scenes
-from ..deploy.predict import load, predict_files
+from ..deploy.batch import predict_stream
+from ..deploy.predict import load
 from ..engine.trainer import train
 from ._common import parse_size
 
@@ -80,9 +81,16 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = load(result.run_dir)
     pred_dir = result.run_dir / "predictions"
-    records = predict_files(
-        predictor, list_images(data / "test" / "images"), pred_dir, progress=progress
+    test_images = [str(p) for p in list_images(data / "test" / "images")]
+    summary = predict_stream(
+        predictor,
+        test_images,
+        pred_dir,
+        name_of=lambda p: Path(p).stem,
+        progress=progress,
+        keep_records=True,
     )
+    records = summary.records
     atomic_write_text(pred_dir / "predictions.json", json.dumps(records, indent=1))
 
     print(f"\ndemo finished in {time.time() - t0:.0f}s: val mIoU {metrics['mean_iou']:.4f}")

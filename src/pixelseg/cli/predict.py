@@ -1,4 +1,4 @@
-"""pixelseg predict: segment images with a trained run."""
+"""pixelseg predict: segment images with a trained run or an exported ONNX model."""
 
 from __future__ import annotations
 
@@ -6,26 +6,35 @@ import argparse
 import json
 from pathlib import Path
 
-from ..analysis.instances import (
-    extract_instances,
-    instance_overlay,
-    instances_to_json,
-    uncertainty_map,
-    uncertainty_to_image,
+from ..data.imageio import atomic_write_text
+from ..deploy.batch import (
+    PredictOptions,
+    Shard,
+    count_file_list,
+    expand_images,
+    flat_names,
+    predict_stream,
+    read_file_list,
 )
-from ..data.imageio import IMAGE_EXTENSIONS, atomic_write_text, write_png
-from ..deploy.predict import load, predict_files
+from ..deploy.predict import load
 from ..errors import PixelsegError
 from ._common import add_inference_arguments, inference_options
 
 COMMAND = "predict"
-HELP = "segment images: class-id mask PNG and colour overlay per image"
+HELP = "segment images: class-id mask PNG, colour overlay and uncertainty map per image"
 ORDER = 30
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="run folder (or a checkpoint .json)")
-    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("model", help="run folder, checkpoint .json, or an exported .onnx file")
+    p.add_argument("images", nargs="*", help="image files or folders")
+    p.add_argument(
+        "--files",
+        metavar="LIST",
+        help="a text file of image paths, one per line (streamed: any length); outputs keep "
+        "each path's folders under --out",
+    )
+    p.add_argument("--root", help="folder that relative paths in --files are relative to")
     p.add_argument("--out", required=True, help="output folder")
     add_inference_arguments(p)
     p.add_argument(
@@ -36,51 +45,57 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-area", type=int, default=16, help="drop objects smaller than this (pixels)"
     )
+    p.add_argument("--batch-size", type=int, default=4, help="images of one size per forward")
+    p.add_argument("--workers", type=int, default=2, help="decoder threads and writer threads")
+    p.add_argument("--num-parts", type=int, default=1, help="split the images into N parts")
+    p.add_argument("--part-id", type=int, default=0, help="which part this process segments")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
 
 
-def expand_images(items: list[str]) -> list[Path]:
-    paths = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS)
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise PixelsegError(f"{p}: no such image file or folder")
-    if not paths:
-        raise PixelsegError(f"{', '.join(items)}: no images found")
-    return paths
-
-
 def run(args: argparse.Namespace) -> int:
-    paths = expand_images(args.images)
-    predictor = load(args.run, args.device)
-    out = Path(args.out)
-
-    def more_outputs(image, probs, stem):
-        """Uncertainty map always; objects with --instances."""
-        class_map = probs.argmax(0)
-        write_png(out / f"{stem}_uncertainty.png", uncertainty_to_image(uncertainty_map(probs)))
-        record = {"uncertainty": str(out / f"{stem}_uncertainty.png")}
-        if args.instances:
-            found = extract_instances(class_map, probs, min_area=args.min_area)
-            objects = instances_to_json(found, predictor.classes.names)
-            atomic_write_text(out / f"{stem}_instances.json", json.dumps(objects, indent=1))
-            write_png(out / f"{stem}_instances.png", instance_overlay(image, found))
-            record["objects"] = len(objects)
-        return record
-
-    records = predict_files(
-        predictor,
-        paths,
-        out,
+    if bool(args.images) == bool(args.files):
+        raise PixelsegError("predict: give image files or folders, or --files LIST (not both)")
+    if args.batch_size < 1 or args.workers < 1:
+        raise PixelsegError("--batch-size and --workers must be at least 1")
+    options = PredictOptions(
         **inference_options(args),
-        progress=not args.quiet,
-        extra=more_outputs,
+        instances=args.instances,
+        min_area=args.min_area,
+        batch_size=args.batch_size,
+        workers=args.workers,
     )
-    atomic_write_text(out / "predictions.json", json.dumps(records, indent=1))
-    print(f"{len(records)} images segmented; masks and overlays in {out}")
+    shard = Shard.resolve(args.num_parts, args.part_id)
+    out = Path(args.out)
+    if args.files:
+        root = Path(args.root) if args.root else None
+        kwargs = dict(
+            entries=read_file_list(args.files),
+            total=count_file_list(args.files),
+            resolve=(lambda e: root / e) if root else Path,
+        )
+    else:
+        paths = expand_images(args.images)
+        names = flat_names(paths)
+        kwargs = dict(entries=paths, total=len(paths), name_of=names.__getitem__)
+    predictor = load(args.model, args.device)
+    summary = predict_stream(
+        predictor,
+        out_dir=out,
+        options=options,
+        shard=shard,
+        progress=not args.quiet,
+        keep_records=not args.files,
+        **kwargs,
+    )
+    if not args.files:  # a small job also gets the whole table as one JSON file
+        atomic_write_text(out / "predictions.json", json.dumps(summary.records, indent=1))
+    print(
+        f"{summary.processed} images segmented ({summary.images_per_second:.1f} img/s), "
+        f"{summary.skipped} already done; outputs in {out}, log {summary.log}"
+    )
+    if summary.failed:
+        image, error = summary.failed[0]
+        more = f" (and {len(summary.failed) - 1} more, logged)" if len(summary.failed) > 1 else ""
+        raise PixelsegError(f"{error}{more}; the other images are done, re-run to retry")
     return 0

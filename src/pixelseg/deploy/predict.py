@@ -1,4 +1,5 @@
-"""Load a trained run and segment images: class maps, probabilities, files on disk."""
+"""Load a trained model (a run folder, a checkpoint or an exported ``.onnx`` file) and segment
+images with training's preprocessing: class maps and probabilities at the image's own size."""
 
 from __future__ import annotations
 
@@ -8,28 +9,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.imageio import read_image, write_png
 from ..data.sample import ClassTable
 from ..data.transforms import Normalizer
 from ..engine.checkpoint import load_checkpoint
 from ..engine.device import pick_device
 from ..engine.inference import predict_probs
+from .outputs import colourise, overlay  # noqa: F401 (re-exported: part of the public API)
 
 
 class Predictor:
     """A trained model with everything needed to reproduce training's preprocessing.
 
-    >>> p = pixelseg.load("runs/demo")  # doctest: +SKIP
+    >>> p = pixelseg.load("runs/demo")  # or "model.onnx"          # doctest: +SKIP
     >>> class_map = p.predict(image)   # (H, W) int64 class ids  # doctest: +SKIP
     """
 
-    def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device) -> None:
+    def __init__(
+        self,
+        model,
+        meta: dict,
+        device: torch.device,
+        normalizer=None,
+        source: str = "",
+    ) -> None:
         self.model = model.to(device).eval()
         self.meta = meta
         self.device = device
+        self.source = source or meta.get("_path", "")
         self.classes = ClassTable.from_dict(meta["classes"])
         norm = meta.get("normalization", {})
-        self.normalizer = Normalizer(**norm) if norm else Normalizer()
+        self.normalizer = normalizer or (Normalizer(**norm) if norm else Normalizer())
         self.resize = tuple(meta["resize"]) if meta.get("resize") else None
 
     @property
@@ -53,85 +62,49 @@ class Predictor:
         scales=(1.0,),
         window: tuple[int, int] | None = None,
     ) -> list[np.ndarray]:
-        out = []
-        for image in images:  # one at a time: sizes may differ
-            # np.array copies: arrays from PIL or a corruption may be read-only, which torch
-            # warns about; the copy is small next to the forward pass.
-            x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(self.device)
-            x = self.normalizer(x)
-            size = x.shape[-2:]
-            if self.resize:
-                x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False)
-            p = predict_probs(self.model, x, tta=tta, scales=scales, window=window)
-            if p.shape[-2:] != size:
-                p = F.interpolate(p, size=size, mode="bilinear", align_corners=False)
-            out.append(p[0].cpu().numpy())
-        return out
+        """Images of one size go through the model as one batch; other sizes one at a time."""
+        sizes = {im.shape for im in images}
+        if len(sizes) > 1:
+            return [p for im in images for p in self.predict_proba_batch([im], tta, scales, window)]
+        # np.stack copies: arrays from PIL or a corruption may be read-only, which torch warns
+        # about; the copy is small next to the forward pass.
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(self.device)
+        x = self.normalizer(x)  # (B, 3, H, W) float32
+        size = x.shape[-2:]
+        if self.resize:
+            x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False)
+        p = predict_probs(self.model, x, tta=tta, scales=scales, window=window)
+        if p.shape[-2:] != size:
+            p = F.interpolate(p, size=size, mode="bilinear", align_corners=False)
+        return list(p.cpu().numpy())
 
     def predict(self, image: np.ndarray, **kwargs) -> np.ndarray:
         """(H, W, 3) uint8 -> (H, W) int64 class ids."""
         return self.predict_proba(image, **kwargs).argmax(0).astype(np.int64)
 
 
-def load(run_or_checkpoint: str | Path, device: str = "auto") -> Predictor:
-    """Load a run folder (its best checkpoint) or a checkpoint ``.json`` for prediction."""
+class PixelValues:
+    """The ONNX graph normalises inside (onnx_export.WithPreprocessing): it takes the pixel
+    values as floats, unchanged."""
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float()
+
+
+def load(model_path: str | Path, device: str = "auto", threads: int | None = None) -> Predictor:
+    """Load a run folder (its best checkpoint), a checkpoint ``.json`` or an exported ``.onnx``
+    file (run by onnxruntime on the CPU) for prediction."""
+    path = Path(model_path)
+    if path.suffix.lower() == ".onnx":
+        from .onnx_backend import OnnxModel
+
+        model = OnnxModel(path, threads)
+        meta = dict(model.meta)
+        if model.input_size:  # a fixed-size graph: every image is resized to it and back
+            meta["resize"] = list(model.input_size)
+        return Predictor(
+            model, meta, torch.device("cpu"), normalizer=PixelValues(), source=str(path)
+        )
     dev = pick_device(device)
-    model, meta = load_checkpoint(run_or_checkpoint, map_location=dev)
+    model, meta = load_checkpoint(path, map_location=dev)
     return Predictor(model, meta, dev)
-
-
-def colourise(class_map: np.ndarray, colours: list[tuple[int, int, int]]) -> np.ndarray:
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[: len(colours)] = np.array(colours, dtype=np.uint8)
-    return lut[class_map.clip(0, 255)]
-
-
-def overlay(image: np.ndarray, class_map: np.ndarray, colours, alpha: float = 0.5) -> np.ndarray:
-    """Blend class colours over the image (class 0 included, so background is tinted too)."""
-    blended = image.astype(np.float32) * (1 - alpha) + colourise(class_map, colours) * alpha
-    return blended.clip(0, 255).astype(np.uint8)
-
-
-def predict_files(
-    predictor: Predictor,
-    paths: list[Path],
-    out_dir: Path,
-    tta: bool = False,
-    window: tuple[int, int] | None = None,
-    progress: bool = True,
-    extra=None,
-    scales: tuple[float, ...] = (1.0,),
-) -> list[dict]:
-    """For each image write ``<stem>_mask.png`` (palette PNG of class ids) and
-    ``<stem>_overlay.png``; ``extra(image, probs, stem)`` may write more and return a dict."""
-    from tqdm import tqdm
-
-    out_dir = Path(out_dir)
-    records = []
-    for path in tqdm(paths, desc="predict", unit="img", disable=not progress, leave=False):
-        image = read_image(path)
-        probs = predictor.predict_proba(image, tta=tta, scales=scales, window=window)
-        class_map = probs.argmax(0)
-        stem = Path(path).stem
-        write_png(
-            out_dir / f"{stem}_mask.png", class_map.astype(np.uint8), predictor.classes.colours
-        )
-        write_png(
-            out_dir / f"{stem}_overlay.png", overlay(image, class_map, predictor.classes.colours)
-        )
-        record = {
-            "image": str(path),
-            "mask": str(out_dir / f"{stem}_mask.png"),
-            "overlay": str(out_dir / f"{stem}_overlay.png"),
-            "class_pixels": {
-                predictor.classes.names[c]: int(n)
-                for c, n in enumerate(
-                    np.bincount(class_map.ravel(), minlength=predictor.num_classes)
-                )
-                if n
-            },
-        }
-        if extra is not None:
-            record.update(extra(image, probs, stem) or {})
-        records.append(record)
-    return records

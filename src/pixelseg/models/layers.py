@@ -145,8 +145,8 @@ class FineDecoder(nn.Module):
 
 def resize_to(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
     """Resize a feature map to ``size`` (H, W); a no-op when it already has that size."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
+    if tuple(x.shape[-2:]) == tuple(size) and not torch.onnx.is_in_onnx_export():
+        return x  # (a traced export must not bake this branch in: it depends on the size)
     if mode == "nearest":
         return F.interpolate(x, size=size, mode="nearest")
     return F.interpolate(x, size=size, mode=mode, align_corners=False)
@@ -160,6 +160,11 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     h, w = x.shape[-2:]
     ph = (multiple - h % multiple) % multiple
     pw = (multiple - w % multiple) % multiple
+    if torch.onnx.is_in_onnx_export():
+        # A traced export records the pad amounts as shape arithmetic, but it would bake in
+        # the Python branch below and fix the padding to the sample's size; padding by zero
+        # is a no-op, so always pad.
+        return F.pad(x, (0, pw, 0, ph), mode="replicate"), (h, w)
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate" if min(h, w) > 1 else "constant")
     return x, (h, w)
