@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import RunConfig
-from ..data.loader import build_loader, pad_collate
+from ..data.loader import build_loader
 from ..data.pipeline import augment_params, eval_dataset, train_dataset
 from .batch_augment import BatchAugment
 from .device import augment_on_device, available_cores
@@ -34,11 +34,47 @@ def loader_workers(configured: int, local_processes: int) -> int:
     return 0 if cores <= 2 else min(8, cores // 2)
 
 
+def collate_by_size(batch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Stack a batch's (image, mask) samples in groups of one size each, in first-seen order.
+
+    Evaluation at the labels' own resolution meets images of different sizes in one batch;
+    padding them to one size (``pad_collate``) would change what the model sees near the
+    padded edges, so each group is predicted on its own, as ``pixelseg predict`` would.
+    """
+    groups: dict[tuple[int, ...], list] = {}
+    for image, mask in batch:
+        groups.setdefault(tuple(mask.shape), []).append((image, mask))
+    return [
+        (torch.stack([i for i, _ in group]), torch.stack([m for _, m in group]))
+        for group in groups.values()
+    ]
+
+
+def eval_loader(dataset, batch_size: int, sampler=None, num_workers: int = -1, pin: bool = False):
+    """Ordered batches of a split at the labels' own resolution, grouped by size
+    (``collate_by_size``): the loader ``evaluate(..., model_size=...)`` expects."""
+    workers = loader_workers(num_workers, 1)
+    return DataLoader(
+        dataset,
+        batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_by_size,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+    )
+
+
 def build_loaders(
     cfg: RunConfig, train_source, val_source, batch_size: int, device: torch.device, info: DistInfo
 ) -> Loaders:
     """Training loader (shuffled, sharded, padded to equal shards) and validation loader
-    (sharded without padding, so summed confusion matrices count every pixel once).
+    (sharded without padding, so summed confusion matrices count every pixel once). The
+    validation images keep their own size: ``evaluate(..., model_size=cfg.data.resize)``
+    resizes them for the model and scores its upsampled probabilities against the labels as
+    they are, as ``pixelseg eval`` and ``pixelseg predict`` do. Only the model's input is at
+    the training size, so this costs little more than validating at the training size.
 
     Pinned memory only helps host-to-GPU copies; persistent workers (when there are workers)
     save re-forking them every epoch.
@@ -62,14 +98,8 @@ def build_loaders(
         world_size=info.world_size,
         pin_memory=pin,
     )
-    vds = eval_dataset(val_source, cfg.data.resize, cache=cfg.data.cache)
-    val = DataLoader(
-        vds,
-        batch_size,
-        sampler=ShardSampler(len(vds), info.rank, info.world_size),
-        num_workers=workers,
-        collate_fn=pad_collate,
-        pin_memory=pin,
-        persistent_workers=workers > 0,
+    vds = eval_dataset(val_source, None, cache=cfg.data.cache)  # at the labels' own size
+    val = eval_loader(
+        vds, batch_size, ShardSampler(len(vds), info.rank, info.world_size), workers, pin
     )
     return Loaders(train, val, batch_aug, workers)
