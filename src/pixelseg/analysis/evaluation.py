@@ -1,5 +1,9 @@
 """``pixelseg eval``: metrics of a trained run on a split, plus the overfitting gap measured
-with the same model on the training split (no augmentation)."""
+with the same model on the training split (no augmentation).
+
+Every figure is at the labels' own resolution: a model trained at ``data.resize`` sees each
+image resized to that size, and its probabilities are upsampled to the label's size, exactly
+as ``pixelseg predict`` segments the image; the labels themselves are never resized."""
 
 from __future__ import annotations
 
@@ -11,13 +15,12 @@ import torch
 
 from ..data.formats import open_split
 from ..data.imageio import atomic_write_text
-from ..data.loader import build_loader
 from ..data.pipeline import eval_dataset
 from ..data.transforms import Normalizer
 from ..engine.checkpoint import load_checkpoint
 from ..engine.device import pick_device
 from ..engine.evaluate import evaluate
-from ..engine.inference import is_augmented
+from ..engine.loaders import eval_loader
 from ..engine.losses import build_loss
 from ..errors import PixelsegError
 from .boundary import BoundaryF1
@@ -47,7 +50,7 @@ def evaluate_run(
     model, meta = load_checkpoint(run, map_location=dev)
     normalizer = Normalizer(**meta.get("normalization", {}))
     nc = model.pixelseg_spec["num_classes"]
-    augmented = is_augmented(tta, scales, window)  # evaluate() then returns probabilities
+    model_size = tuple(meta["resize"]) if meta.get("resize") else None
     loss_fn = build_loss("ce", nc).to(dev)
 
     def run_split(name: str, extras: bool = False, max_images: int | None = None) -> dict:
@@ -57,18 +60,17 @@ def evaluate_run(
                 f"{data_root}: {source.classes.num_classes} classes, but the model "
                 f"was trained on {nc}"
             )
-        dataset = eval_dataset(source, meta.get("resize"))
+        dataset = eval_dataset(source)  # the labels as they are: no resize
         if max_images is not None and len(dataset) > max_images:
             picks = np.unique(np.linspace(0, len(dataset) - 1, max_images).round().astype(int))
             dataset = torch.utils.data.Subset(dataset, picks.tolist())
-        loader = build_loader(dataset, batch_size, shuffle=False)
+        loader = eval_loader(dataset, batch_size)  # batches grouped by image size
         boundary, calibration = BoundaryF1(nc), CalibrationAccumulator()
 
-        def more_metrics(scores, pred, masks):
+        def more_metrics(probs, pred, masks):
             # Boundary quality and calibration need per-pixel maps: accumulate them batch by batch.
             gt = masks.cpu().numpy()
             boundary.update(pred.cpu().numpy(), gt)
-            probs = scores if augmented else scores.softmax(1)
             calibration.update(probs.cpu().numpy(), gt)
 
         res = evaluate(
@@ -85,6 +87,7 @@ def evaluate_run(
             window=tuple(window) if window else None,
             on_batch=more_metrics if extras else None,
             reduce_across_processes=False,  # the whole split, in this process
+            model_size=model_size,
         )
         res["images"] = len(dataset)
         if extras:
@@ -100,6 +103,9 @@ def evaluate_run(
         "tta": tta,
         "tta_scales": list(scales),
         "class_names": meta["classes"]["names"],
+        # Where the metrics were measured: the labels' own size; the model's input size.
+        "resolution": "labels",
+        "model_input_size": list(model_size) if model_size else None,
     }
     result.update(run_split(split, extras=True))
     if gap and split != "train":
@@ -167,4 +173,20 @@ def format_eval(result: dict) -> str:
                 else ""
             )
         )
+    note = resolution_note(result)
+    if note:
+        lines.append(note)
     return "\n".join(lines)
+
+
+def resolution_note(result: dict) -> str | None:
+    """One sentence on where an eval result was measured (None for results that predate it)."""
+    if result.get("resolution") != "labels":
+        return None
+    size = result.get("model_input_size")
+    if not size:
+        return "scored at the labels' own resolution (the model sees each image as it is)"
+    return (
+        f"scored at the labels' own resolution: the model sees each image resized to "
+        f"{size[0]}x{size[1]}, its probabilities upsampled back, as pixelseg predict does"
+    )

@@ -34,6 +34,7 @@ from PIL import Image
 from ..constants import IGNORE_INDEX
 from ..data.imageio import atomic_write_bytes
 from ..data.sample import default_palette
+from .evaluation import resolution_note
 from .figures import figure_png, new_figure
 from .overfitting import analyse_history, curves_figure
 from .robustness import RobustnessResult, robustness_figure
@@ -197,6 +198,9 @@ def _eval_section(ev: dict, names: Sequence[str]) -> str:
     if averaged is not None:
         note += f" ({len(averaged)} of {len(names)} here)"
     parts.append(f"<p class='note'>{note}; – marks a class with no pixels in either.</p>")
+    where = resolution_note(ev)
+    if where:
+        parts.append(f"<p class='note'>{html.escape(where[0].upper() + where[1:])}.</p>")
     pc = ev.get("per_class") or {}
     if pc:
         cols = [k for k in ("precision", "recall", "iou", "f1") if k in pc]
