@@ -91,11 +91,16 @@ class Shard:
                 yield item
 
 
-def read_file_list(path: str | Path) -> Iterator[str]:
-    """Stream the paths of a list file: one per line; blank lines and ``#`` comments skipped."""
+def _list_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise PixelsegError(f"{path}: file list not found")
+        raise PixelsegError(f"{path}: file list not found (expected a text file of paths)")
+    return path
+
+
+def read_file_list(path: str | Path) -> Iterator[str]:
+    """Stream the paths of a list file: one per line; blank lines and ``#`` comments skipped."""
+    path = _list_file(path)
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             line = line.strip()
@@ -106,7 +111,7 @@ def read_file_list(path: str | Path) -> Iterator[str]:
 def count_file_list(path: str | Path) -> int:
     """Lines of a list file, counted in binary chunks (no line objects): the progress total."""
     n = 0
-    with open(path, "rb") as f:
+    with open(_list_file(path), "rb") as f:
         while chunk := f.read(1 << 20):
             n += chunk.count(b"\n")
     return n
