@@ -96,7 +96,8 @@ class MaskFacts:
 
     def bad_values(self, num_classes: int) -> list[int]:
         """Values that are neither a class id nor IGNORE_INDEX, sorted."""
-        return sorted(v for v in self.counts if v < 0 or (v >= num_classes and v != IGNORE_INDEX))
+        bad = [v for v in self.counts if not 0 <= v < num_classes and v != IGNORE_INDEX]
+        return sorted(bad) if bad else bad
 
 
 def value_counts(mask: np.ndarray) -> dict[int, int]:
@@ -168,7 +169,7 @@ def verify_pixels(path: Path, fmt: str | None) -> None:
 
 def _stamp(path: Path) -> list[int] | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return [st.st_size, st.st_mtime_ns]

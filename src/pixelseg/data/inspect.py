@@ -100,7 +100,7 @@ def _image_warnings(h: ImageFacts) -> list[str]:
 
 def _mask_warnings(path: Path, orientation: int) -> list[str]:
     out = []
-    if path.suffix.lower() in (".jpg", ".jpeg"):
+    if str(path).lower().endswith((".jpg", ".jpeg")):
         out.append(
             "mask saved as JPEG: lossy compression changes label values along edges; use PNG"
         )

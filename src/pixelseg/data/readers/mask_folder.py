@@ -65,6 +65,11 @@ def pair_files(
     inspection reports); two masks with one stem, a mask without an image and a ``listing``
     entry without an image are problems here. Nothing is resolved silently.
     """
+    key = (str(image_dir), str(mask_dir), None if stems is None else tuple(stems), str(listing))
+    folders = (os.stat(image_dir).st_mtime_ns, os.stat(mask_dir).st_mtime_ns)
+    if _PAIRED.get(key, (None,))[0] == folders:
+        items, problems = _PAIRED[key][1]
+        return list(items), list(problems)
     images, masks = _by_stem(list_images(image_dir)), _by_stem(list_images(mask_dir))
     problems: list[Problem] = []
     items = []
@@ -74,7 +79,7 @@ def pair_files(
                 (listing, f"{stem!r} is listed but {image_dir} has no image of that name")
             )
             continue
-        found = masks.get(stem, [mask_dir / f"{stem}.png"])
+        found = masks.get(stem) or [mask_dir / f"{stem}.png"]  # missing: the inspection says so
         for image in images[stem]:
             items.append(Item(image, found[0], stem))
             if len(found) > 1:
@@ -89,7 +94,13 @@ def pair_files(
     ]
     if not items:
         raise PixelsegError(f"{image_dir}: no images found")
-    return items, problems
+    _PAIRED[key] = (folders, (items, problems))
+    return list(items), list(problems)
+
+
+# Pairings by folders and their mtimes, as list_images keeps listings: opening the val split
+# of a dataset without a classes file pairs the train split's files again for its classes.
+_PAIRED: dict[tuple, tuple] = {}
 
 
 class MaskFolderSource(SegmentationSource):
