@@ -10,6 +10,7 @@ from PIL import Image
 
 from pixelseg.cli.main import main
 from pixelseg.data.scenes import write_scenes
+from pixelseg.engine.checkpoint import data_file, read_sidecar
 
 TINY = [
     "model.width=4",
@@ -44,11 +45,8 @@ def test_train_eval_predict_resume(scenes, tmp_path, capsys):
         "val_miou",
     } <= set(rows[0])
     for name in ("best", "last"):
-        assert (run / "checkpoints" / f"{name}.safetensors").is_file()
-        assert (
-            json.loads((run / "checkpoints" / f"{name}.json").read_text())["model"]["name"]
-            == "unet"
-        )
+        sidecar = read_sidecar(run / "checkpoints" / f"{name}.json")
+        assert data_file(sidecar, "weights").is_file() and sidecar["model"]["name"] == "unet"
     assert "model:" in (run / "config.yaml").read_text()
     out = capsys.readouterr().out
     assert "val_miou" in out and "best val mIoU" in out

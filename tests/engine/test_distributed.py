@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from pixelseg.config import load_config
 from pixelseg.data.scenes import write_scenes
+from pixelseg.engine.checkpoint import data_file, read_sidecar
 from pixelseg.engine.distributed import DistInfo, ShardSampler, convert_sync_bn
 from pixelseg.engine.trainer import Trainer
 
@@ -89,8 +90,9 @@ def assert_same_run(a, b):
     for x, y in zip(ra, rb):
         for key in ("train_loss", "val_loss", "val_miou", "val_pixel_accuracy", "lr"):
             assert x[key] == pytest.approx(y[key], rel=1e-5, abs=1e-6), key
-    wa = load_file(str(a / "checkpoints" / "last.safetensors"))
-    wb = load_file(str(b / "checkpoints" / "last.safetensors"))
+    wa, wb = (
+        load_file(str(data_file(read_sidecar(r / "checkpoints" / "last.json")))) for r in (a, b)
+    )
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-5
 
 

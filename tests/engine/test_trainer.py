@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from pixelseg.config import load_config
 from pixelseg.engine import trainer as trainer_mod
+from pixelseg.engine.checkpoint import data_file, read_sidecar
 from pixelseg.engine.schedule import lr_factor
 from pixelseg.engine.timing import PHASES, StepTimer
 from pixelseg.engine.trainer import Trainer
@@ -25,7 +26,7 @@ def fit(cfg, **kw):
 
 
 def weights(run, tag="last"):
-    return load_file(str(run / "checkpoints" / f"{tag}.safetensors"))
+    return load_file(str(data_file(read_sidecar(run / "checkpoints" / f"{tag}.json"))))
 
 
 def rows(run):

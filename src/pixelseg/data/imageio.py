@@ -99,7 +99,8 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) ->
 
     The final file's mode follows the umask, as a plain ``open()`` would make it (mkstemp's
     0600 hides outputs from the group on shared storage). ``fsync`` flushes the data to disk
-    before the rename (and the folder after it), for files that must survive a power loss.
+    before the rename, for files that must survive a power loss (``fsync_folder`` afterwards
+    makes the rename itself durable).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,8 +122,6 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) ->
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if fsync:
-        fsync_folder(path.parent)
 
 
 def fsync_folder(folder: str | Path) -> None:

@@ -1,14 +1,22 @@
 """Checkpoints: weights in safetensors plus a JSON sidecar; loading runs no pickled code.
 
-A checkpoint ``TAG`` in a folder is ``TAG.safetensors`` (model weights), optionally
-``TAG.optim.safetensors`` (optimizer tensors, for resuming) and ``TAG.json`` (model name and
-knobs, classes, normalisation, epoch, metrics, optimizer scalars). The sidecar is written last,
-so a checkpoint without one was interrupted and is never read.
+A checkpoint ``TAG`` in a folder is its sidecar ``TAG.json`` (model name and knobs, classes,
+normalisation, epoch, metrics, optimizer scalars) and the data files it names under ``files``:
+the model weights and, for resuming, the optimizer tensors, each with its size and sha256,
+which loading checks. Data files get names of their own (``last-e0007-1a2b3c.safetensors``)
+and are never rewritten: a new checkpoint writes new files, then replaces the sidecar
+atomically. A crash at any instant therefore leaves the previous sidecar naming the previous,
+complete files; files no sidecar names are removed later (``prune_checkpoint_files``).
+Sidecars without ``files`` (pixelseg before 0.2) name ``TAG.safetensors`` and
+``TAG.optim.safetensors`` beside them, and still load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +25,19 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 from torch import nn
 
-from ..data.imageio import atomic_write_bytes, atomic_write_text
+from ..data.imageio import fsync_folder
 from ..errors import PixelsegError
 from ..models import create_model
+from .faults import crash_point, write_file
+
+MODEL_KEYS = ("name", "num_classes", "in_channels", "knobs")
+# What a ``last`` checkpoint needs for --resume, besides the model.
+RESUME_KEYS = ("epoch", "best_miou", "best_epoch", "optimizer")
+_DATA_FILE = re.compile(r"^[\w.]+-e\d+-[0-9a-f]{6}(\.optim)?\.safetensors$")
+
+
+class _MissingFile(PixelsegError):
+    pass
 
 
 def _tensors_for_saving(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -33,18 +51,29 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def save_checkpoint(
+def _write_data(folder: Path, name: str, data: bytes) -> dict:
+    write_file(folder / name, data)
+    return {"file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def write_checkpoint_files(
     folder: str | Path,
     tag: str,
     model: nn.Module,
     meta: dict[str, Any],
     optimizer: torch.optim.Optimizer | None = None,
-) -> Path:
+) -> dict:
+    """Write a checkpoint's data files under new names; returns its sidecar, which nothing
+    reads until ``write_sidecar`` commits it."""
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     bare = _unwrap(model)
-    atomic_write_bytes(
-        folder / f"{tag}.safetensors", save_bytes(_tensors_for_saving(bare.state_dict()))
-    )
+    stem = f"{tag}-e{int(meta.get('epoch', 0)):04d}-{secrets.token_hex(3)}"
+    files = {
+        "weights": _write_data(
+            folder, f"{stem}.safetensors", save_bytes(_tensors_for_saving(bare.state_dict()))
+        )
+    }
     sidecar = {"model": bare.pixelseg_spec, **meta}
     if optimizer is not None:
         opt = optimizer.state_dict()
@@ -55,15 +84,47 @@ def save_checkpoint(
                     tensors[f"{idx}.{key}"] = value
                 else:
                     scalars[f"{idx}.{key}"] = value
-        atomic_write_bytes(
-            folder / f"{tag}.optim.safetensors", save_bytes(_tensors_for_saving(tensors))
+        files["optimizer"] = _write_data(
+            folder, f"{stem}.optim.safetensors", save_bytes(_tensors_for_saving(tensors))
         )
         sidecar["optimizer"] = {"param_groups": opt["param_groups"], "scalars": scalars}
-    atomic_write_text(folder / f"{tag}.json", json.dumps(sidecar, indent=1))
-    return folder / f"{tag}.json"
+    sidecar["files"] = files
+    return sidecar
 
 
-def read_sidecar(path: str | Path) -> dict:
+def write_sidecar(folder: str | Path, tag: str, sidecar: dict) -> Path:
+    """Commit a checkpoint: atomically replace ``TAG.json``, durably (the folder is flushed
+    before and after: the data files' names, then the sidecar's)."""
+    path = Path(folder) / f"{tag}.json"
+    clean = {k: v for k, v in sidecar.items() if not k.startswith("_")}
+    fsync_folder(path.parent)
+    write_file(path, json.dumps(clean, indent=1).encode("utf-8"))
+    fsync_folder(path.parent)
+    return path
+
+
+def save_checkpoint(
+    folder: str | Path,
+    tag: str,
+    model: nn.Module,
+    meta: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
+    """Write checkpoint ``TAG`` in ``folder``: data files, then the sidecar (returned)."""
+    return write_sidecar(folder, tag, write_checkpoint_files(folder, tag, model, meta, optimizer))
+
+
+def _missing_keys(meta: dict, keys: tuple[str, ...]) -> list[str]:
+    missing = [k for k in keys if k not in meta]
+    model = meta.get("model")
+    if not isinstance(model, dict):
+        return ["model", *missing]
+    return [f"model.{k}" for k in MODEL_KEYS if k not in model] + missing
+
+
+def read_sidecar(path: str | Path, require: tuple[str, ...] = ()) -> dict:
+    """A checkpoint's sidecar (a run folder: its best checkpoint), with ``_path`` set to where
+    it was read. Besides the model's keys, ``require`` names keys it must have."""
     path = Path(path)
     if path.is_dir():  # a run folder: its best checkpoint
         path = path / "checkpoints" / "best.json"
@@ -74,39 +135,144 @@ def read_sidecar(path: str | Path) -> dict:
             f"{path}: checkpoint not found (expected a run folder or a checkpoint .json)"
         )
     try:
-        return {**json.loads(path.read_text()), "_path": str(path)}
-    except json.JSONDecodeError as e:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PixelsegError(f"{path}: damaged checkpoint sidecar ({e})") from None
+    if not isinstance(meta, dict):
+        raise PixelsegError(f"{path}: damaged checkpoint sidecar (not a JSON object)")
+    missing = _missing_keys(meta, require)
+    if missing:
+        raise PixelsegError(
+            f"{path}: checkpoint sidecar lacks {', '.join(missing)}; it is damaged or not a "
+            "pixelseg checkpoint"
+        )
+    return {**meta, "_path": str(path)}
+
+
+def data_file(meta: dict, role: str = "weights") -> Path:
+    """Where a checkpoint's ``weights`` or ``optimizer`` file is."""
+    sidecar = Path(meta["_path"])
+    record = meta.get("files", {}).get(role)
+    if record is not None:
+        return sidecar.parent / record["file"]
+    return sidecar.with_suffix(".safetensors" if role == "weights" else ".optim.safetensors")
+
+
+def _read_data(meta: dict, role: str) -> dict[str, torch.Tensor]:
+    """A checkpoint's data file, checked against the size and sha256 its sidecar records."""
+    path, what = data_file(meta, role), "weights" if role == "weights" else "optimizer state"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _MissingFile(f"{path}: {what} file not found (named by {meta['_path']})") from None
+    except OSError as e:
+        raise PixelsegError(f"{path}: cannot read the {what} ({e})") from None
+    record = meta.get("files", {}).get(role)
+    if record is not None and (
+        len(data) != record.get("bytes") or hashlib.sha256(data).hexdigest() != record.get("sha256")
+    ):
+        raise PixelsegError(
+            f"{path}: {what} file is damaged or incomplete ({len(data)} bytes; "
+            f"{meta['_path']} recorded {record.get('bytes')} bytes and their sha256)"
+        )
+    try:
+        return load_bytes(data)
+    except Exception as e:  # safetensors raises its own error types
+        raise PixelsegError(f"{path}: cannot read the {what} ({e})") from None
+
+
+def _check_fits(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} is {tuple(v.shape)}, the model's {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = [f"missing {missing[:3]}"] if missing else []
+        parts += [f"unexpected {unexpected[:3]}"] if unexpected else []
+        parts += [f"shape: {'; '.join(wrong[:3])}"] if wrong else []
+        raise PixelsegError(
+            f"{path}: weights do not fit the model its sidecar describes ({', '.join(parts)})"
+        )
 
 
 def load_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu"
+    path: str | Path | dict, map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict]:
-    """Rebuild the model from the sidecar and load its weights. Returns (model, sidecar)."""
-    meta = read_sidecar(path)
+    """Rebuild the model from the sidecar and load its weights. Returns (model, sidecar).
+
+    ``path``: a run folder (its best checkpoint), a sidecar ``.json``, or a sidecar already
+    read (a dict with ``_path``)."""
+    meta = path if isinstance(path, dict) else read_sidecar(path)
+    try:
+        state = _read_data(meta, "weights")
+    except _MissingFile:
+        # A run still training moved its sidecar on (and removed the old files) while we read.
+        meta = read_sidecar(meta["_path"])
+        state = _read_data(meta, "weights")
     spec = meta["model"]
     model = create_model(spec["name"], spec["num_classes"], spec["in_channels"], **spec["knobs"])
-    weights = Path(meta["_path"]).with_suffix(".safetensors")
-    try:
-        state = load_bytes(weights.read_bytes())
-    except (OSError, Exception) as e:  # safetensors raises its own error types
-        raise PixelsegError(f"{weights}: cannot read weights ({e})") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise PixelsegError(
-            f"{weights}: weights do not fit the model "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
+    _check_fits(model, state, data_file(meta, "weights"))
+    model.load_state_dict(state)
     return model.to(map_location), meta
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, meta: dict) -> None:
     """Restore optimizer state saved by ``save_checkpoint`` (for resuming)."""
-    if "optimizer" not in meta:
+    saved = meta.get("optimizer")
+    if not isinstance(saved, dict) or not {"param_groups", "scalars"} <= set(saved):
         raise PixelsegError(f"{meta['_path']}: has no optimizer state to resume from")
-    tensors = load_bytes(Path(meta["_path"]).with_suffix(".optim.safetensors").read_bytes())
+    tensors = _read_data(meta, "optimizer")
+    path = data_file(meta, "optimizer")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     state: dict[int, dict] = {}
-    for flat, value in list(tensors.items()) + list(meta["optimizer"]["scalars"].items()):
-        idx, key = flat.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    try:
+        for flat, value in list(tensors.items()) + list(saved["scalars"].items()):
+            idx, key = flat.split(".", 1)
+            if torch.is_tensor(value) and value.dim() > 0 and value.shape != params[int(idx)].shape:
+                raise ValueError(
+                    f"{flat} is {tuple(value.shape)}, its parameter's "
+                    f"{tuple(params[int(idx)].shape)}"
+                )
+            state.setdefault(int(idx), {})[key] = value
+        optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+    except (ValueError, KeyError, IndexError, TypeError) as e:
+        raise PixelsegError(f"{path}: optimizer state does not fit the model ({e})") from None
+
+
+def referenced_files(folder: Path) -> set[str] | None:
+    """Data files named by any sidecar in ``folder`` (None when a sidecar cannot be read)."""
+    names: set[str] = set()
+    for sidecar in folder.glob("*.json"):
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            return None
+        views = [meta, *(meta.get("commit") or {}).values()]
+        for view in views:
+            for record in (view or {}).get("files", {}).values():
+                names.add(record["file"])
+    return names
+
+
+def prune_checkpoint_files(folder: str | Path) -> None:
+    """Remove data files no sidecar names (left by replaced checkpoints or by a crash) and
+    temporary files of interrupted writes. Keeps everything when a sidecar is unreadable."""
+    folder = Path(folder)
+    keep = referenced_files(folder)
+    if keep is None:
+        return
+    doomed = [
+        p
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+        and p.name not in keep
+        and (_DATA_FILE.match(p.name) or (p.name.startswith(".") and p.name.endswith(".tmp")))
+    ]
+    for k, p in enumerate(doomed):  # no fsync: a file that comes back is removed next time
+        p.unlink(missing_ok=True)
+        if k == 0:
+            crash_point()

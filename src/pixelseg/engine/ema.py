@@ -56,9 +56,10 @@ class ModelEma:
         self.module.load_state_dict(state)
         self.updates = updates
 
-    def resume(self, sidecar: Path, log=print) -> None:
-        """Restore the average saved beside a ``last`` checkpoint (``ema.json``)."""
-        if not sidecar.is_file():  # the run was started without EMA
+    def resume(self, sidecar: Path | dict, log=print) -> None:
+        """Restore the average saved beside a ``last`` checkpoint (``ema.json``, or the
+        sidecar ``last.json`` records for it)."""
+        if isinstance(sidecar, Path) and not sidecar.is_file():  # started without EMA
             log(f"{sidecar}: not found; the weight average starts from the resumed weights")
             return
         model, meta = load_checkpoint(sidecar)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -12,15 +13,35 @@ from torch import nn
 from ..config import RunConfig
 from ..data.imageio import atomic_write_text
 from ..errors import PixelsegError
-from .checkpoint import save_checkpoint
+from .checkpoint import (
+    RESUME_KEYS,
+    prune_checkpoint_files,
+    read_sidecar,
+    write_checkpoint_files,
+    write_sidecar,
+)
 from .distributed import DistInfo, broadcast_or_raise
+from .faults import crash_point, write_file
+
+
+def _abandoned(run: Path) -> bool:
+    """A folder a run was killed in before it wrote its config.yaml: nothing but empty
+    folders and temporary files, so nothing to resume and nothing to lose."""
+    return not (run / "config.yaml").exists() and all(
+        p.is_dir() or p.name.endswith(".tmp") for p in run.rglob("*")
+    )
 
 
 def new_run_dir(cfg: RunConfig) -> Path:
-    """A fresh folder; an explicit name that exists is an error, an automatic one gets a suffix."""
+    """A fresh folder; an explicit name that exists is an error, an automatic one gets a suffix.
+    An explicit name whose folder holds nothing (a run killed while starting) is reused."""
     out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise PixelsegError(f"{out}: --out-dir (out_dir) is a file; runs need a folder there")
     if cfg.name:
         run = out / cfg.name
+        if run.is_dir() and _abandoned(run):
+            shutil.rmtree(run)
         if run.exists():
             raise PixelsegError(
                 f"{run}: run folder exists; choose another --name or resume it with --resume {run}"
@@ -41,32 +62,87 @@ def create_run_folder(cfg: RunConfig, info: DistInfo, skipped: list) -> Path:
     if info.is_main:
         try:
             run_dir = str(new_run_dir(cfg))
+            (Path(run_dir) / "checkpoints").mkdir(parents=True)
         except PixelsegError as e:
             error = str(e)
+        except OSError as e:  # e.g. a file where a parent folder should be
+            error = f"{run_dir}: cannot create the run folder ({e.strerror or e})"
     run = Path(broadcast_or_raise(run_dir, error, info))
     if info.is_main:
-        (run / "checkpoints").mkdir(parents=True)
-        atomic_write_text(run / "config.yaml", cfg.to_yaml())
+        write_file(run / "config.yaml", cfg.to_yaml().encode("utf-8"))
         if skipped:
             atomic_write_text(run / "skipped.txt", "".join(f"{p}\t{m}\n" for p, m in skipped))
     return run
 
 
+def read_resume_point(run_dir: Path, log=print) -> dict | None:
+    """The sidecar of a run's last complete checkpoint, checked for what resuming needs; None
+    when the run stopped before its first checkpoint (it then starts over, same config)."""
+    path = run_dir / "checkpoints" / "last.json"
+    if not path.is_file():
+        log(
+            f"{run_dir}: stopped before its first checkpoint was complete; "
+            "training it from the start with its config.yaml"
+        )
+        return None
+    return read_sidecar(path, RESUME_KEYS)
+
+
+def restore_commit(run_dir: Path, last: dict, log=print) -> None:
+    """Rank 0, on resume: make ``best.json`` and ``ema.json`` those of the last complete
+    checkpoint again (a crash after they were replaced but before ``last.json`` was leaves
+    them an epoch ahead: that epoch is re-run) and remove files no checkpoint names."""
+    folder = run_dir / "checkpoints"
+    for tag, committed in (last.get("commit") or {}).items():
+        if committed is None:
+            continue
+        path = folder / f"{tag}.json"
+        try:
+            current = json.loads(path.read_text())
+        except (OSError, ValueError):
+            current = None
+        if current != committed:
+            write_sidecar(folder, tag, committed)
+            log(f"{path}: restored to the last complete checkpoint (epoch {last['epoch']})")
+    prune_checkpoint_files(folder)
+
+
 def read_history(path: Path, before_epoch: int, rewrite: bool = True) -> list[dict]:
     """Rows of ``metrics.jsonl`` before ``before_epoch``. Rows of epochs after the last
-    checkpoint are re-run on resume, so (with ``rewrite``, rank 0 only) they are dropped."""
+    checkpoint are re-run on resume, so (with ``rewrite``, rank 0 only) they are dropped, and
+    so is a last line cut short by a crash while it was appended."""
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text().splitlines()
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n < len(lines):
+                raise PixelsegError(
+                    f"{path}: line {n} is not JSON; the metrics log is damaged"
+                ) from None
     keep = [r for r in rows if r["epoch"] < before_epoch]
-    if rewrite and len(keep) != len(rows):
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+    text = "".join(json.dumps(r) + "\n" for r in keep)
+    if rewrite and text != "".join(line + "\n" for line in lines):
+        atomic_write_text(path, text)
     return keep
 
 
 def append_row(path: Path, row: dict) -> None:
+    line = json.dumps(row) + "\n"
+
+    def torn() -> None:  # a kill in the middle of the append
+        with open(path, "a") as f:
+            f.write(line[: len(line) // 2])
+
+    crash_point(torn)
     with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write(line)
+    crash_point()
 
 
 def write_epoch(
@@ -80,14 +156,33 @@ def write_epoch(
 ) -> None:
     """Rank 0's writes after an epoch: the metrics row, ``last`` (raw weights + optimizer, for
     resuming), ``ema`` (the weight average, when enabled) and ``best`` (the evaluated weights,
-    i.e. the average when enabled) if the val mIoU improved."""
+    i.e. the average when enabled) if the val mIoU improved.
+
+    One commit: every data file is written under a new name first; then ``best.json`` and
+    ``ema.json``; then ``last.json``, which also records the ``best`` and ``ema`` sidecars of
+    this commit. Resuming reads ``last.json`` alone and puts the other two back if a crash
+    left them ahead of it (``restore_commit``), so a run killed at any instant resumes
+    exactly; ``pixelseg.load`` of ``best.json`` sees a complete checkpoint at every instant.
+    """
     append_row(run_dir / "metrics.jsonl", row)
     folder = run_dir / "checkpoints"
-    if ema_model is not None:  # before "last": a "last" always has its "ema" beside it
-        save_checkpoint(folder, "ema", ema_model, meta)
-    save_checkpoint(folder, "last", model, {**meta, "weights": "raw"}, optimizer)
+    previous = folder / "last.json"
+    ema = write_checkpoint_files(folder, "ema", ema_model, meta) if ema_model is not None else None
+    last = write_checkpoint_files(folder, "last", model, {**meta, "weights": "raw"}, optimizer)
     if improved:
-        save_checkpoint(folder, "best", ema_model if ema_model is not None else model, meta)
+        best = write_checkpoint_files(folder, "best", ema_model or model, meta)
+    else:  # the best of the previous commit stays the best
+        best = (
+            (read_sidecar(previous).get("commit") or {}).get("best") if previous.is_file() else None
+        )
+        best = {k: v for k, v in best.items() if k != "_path"} if best else None
+    last["commit"] = {"best": best, "ema": ema}
+    if improved:
+        write_sidecar(folder, "best", best)
+    if ema is not None:
+        write_sidecar(folder, "ema", ema)
+    write_sidecar(folder, "last", last)  # the commit point
+    prune_checkpoint_files(folder)
 
 
 def format_row(row: dict) -> str:

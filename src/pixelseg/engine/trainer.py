@@ -22,7 +22,7 @@ from ..data.pipeline import open_train_val
 from ..data.transforms import Normalizer
 from ..errors import PixelsegError
 from ..models import create_model
-from .checkpoint import load_checkpoint, load_optimizer_state, read_sidecar
+from .checkpoint import load_checkpoint, load_optimizer_state
 from .device import autocast, configure_threads, maybe_compile, memory_format, pick_device
 from .distributed import (
     DistInfo,
@@ -44,7 +44,15 @@ from .optim import (
     resolve_class_weights,
     seed_everything,
 )
-from .run_folder import HEADER, create_run_folder, format_row, read_history, write_epoch
+from .run_folder import (
+    HEADER,
+    create_run_folder,
+    format_row,
+    read_history,
+    read_resume_point,
+    restore_commit,
+    write_epoch,
+)
 from .schedule import lr_factor
 
 
@@ -106,8 +114,9 @@ class Trainer:
         self.history: list[dict] = []
         resume_meta = None
         if resume is not None:
-            resume_meta = read_sidecar(Path(resume) / "checkpoints" / "last.json")
-            self.model, _ = load_checkpoint(resume_meta["_path"])
+            resume_meta = read_resume_point(Path(resume), self.log)
+        if resume_meta is not None:
+            self.model, _ = load_checkpoint(resume_meta)
         self.model, note = convert_sync_bn(self.model, t.sync_bn, self.device, self.dist)
         if note:
             self.log(note)
@@ -125,7 +134,12 @@ class Trainer:
             self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.ema = ModelEma(self.model, t.ema_decay) if t.ema_decay > 0 else None
         if self.ema is not None and resume_meta is not None:
-            self.ema.resume(Path(resume) / "checkpoints" / "ema.json", self.log)
+            committed = (resume_meta.get("commit") or {}).get("ema")
+            ema_json = Path(resume) / "checkpoints" / "ema.json"
+            # The average of the same commit as ``last`` (ema.json may be an epoch ahead).
+            self.ema.resume(
+                {**committed, "_path": str(ema_json)} if committed else ema_json, self.log
+            )
         self.train_model = maybe_compile(self.ddp_model, t.compile, t.compile_backend)
         self._compile_checked = not t.compile
 
@@ -148,6 +162,8 @@ class Trainer:
         # 3. The run folder (rank 0 creates it; everyone learns its name or its error).
         if resume is not None:
             self.run_dir = Path(resume)
+            if resume_meta is not None and self.dist.is_main:
+                restore_commit(self.run_dir, resume_meta, self.log)
             self.history = read_history(
                 self.run_dir / "metrics.jsonl", self.start_epoch, rewrite=self.dist.is_main
             )
@@ -400,6 +416,11 @@ def resume(
     """Continue a run from its last checkpoint; overrides may extend it (``train.epochs=60``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
+        if (run_dir / "checkpoints").is_dir():
+            raise PixelsegError(
+                f"{run_dir}: stopped before it wrote its config.yaml, so there is nothing to "
+                f"resume; train again with --name {run_dir.name} (the empty folder is reused)"
+            )
         raise PixelsegError(f"{run_dir}: not a run folder (no config.yaml)")
     cfg = load_config(run_dir / "config.yaml", overrides)
     return Trainer(cfg, resume=run_dir, progress=progress, log=log).fit()
