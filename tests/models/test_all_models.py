@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from pixelseg.cli.main import main
 from pixelseg.errors import PixelsegError
 from pixelseg.models import create_model, list_models
+from pixelseg.models.registry import get_entry
 from pixelseg.models.renet import RenetLayer
 from pixelseg.models.summary import count_module_macs, summarize
 
@@ -228,6 +229,29 @@ def test_lightseg_needs_a_tenth_of_unet_flops():
 def test_registry_rejects_bad_knobs(name, knobs, needle):
     with pytest.raises(PixelsegError, match=needle):
         create_model(name, 3, **knobs)
+
+
+def _wrong_value(tp):
+    return 3 if tp is str else "abc"
+
+
+@pytest.mark.parametrize(
+    "name,knob",
+    [(e.name, k) for e in list_models() for k in e.knobs()],
+)
+def test_every_knob_names_itself_and_its_type_when_given_the_wrong_type(name, knob):
+    tp = get_entry(name).knob_types()[knob]
+    with pytest.raises(PixelsegError, match=rf"^model\.{knob}: expected .*, got "):
+        create_model(name, 3, **{knob: _wrong_value(tp)})
+
+
+def test_knob_values_that_fit_are_taken():
+    assert create_model("unet", 3, width=4, dropout=0).pixelseg_spec["knobs"]["dropout"] == 0.0
+    assert create_model("unet", 3, width=4, dropout="1e-1").pixelseg_spec["knobs"]["dropout"] == 0.1
+    model = create_model("deeplab", 3, width=4, dilations=2)  # one rate for a tuple knob
+    assert model.pixelseg_spec["knobs"]["dilations"] == 2
+    with pytest.raises(PixelsegError, match="model.width: expected an integer, got True"):
+        create_model("unet", 3, width=True)
 
 
 # --- CLI -----------------------------------------------------------------------------------------

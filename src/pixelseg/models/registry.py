@@ -7,6 +7,9 @@ keyword arguments are its knobs. Register it with ``@register_model("name", "one
 from __future__ import annotations
 
 import inspect
+import numbers
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +33,15 @@ class ModelEntry:
             for p in sig.parameters.values()
             if p.name not in ("self", "num_classes", "in_channels")
             and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+
+    def knob_types(self) -> dict[str, Any]:
+        """Knob name -> its declared type (the constructor's annotation; the default's type
+        where there is none)."""
+        hints = typing.get_type_hints(self.cls.__init__)
+        return {
+            k: hints.get(k, Any if default is None else type(default))
+            for k, default in self.knobs().items()
         }
 
 
@@ -74,6 +86,8 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, **knobs: Any
             raise PixelsegError(
                 f"model.{key}: not a knob of {name!r}; its knobs are {', '.join(allowed)}"
             )
+    types_ = entry.knob_types()
+    knobs = {key: check_knob(name, key, value, types_[key]) for key, value in knobs.items()}
     try:
         model = entry.cls(num_classes, in_channels, **knobs)
     except (ValueError, TypeError) as e:
@@ -86,6 +100,66 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, **knobs: Any
         "knobs": {**allowed, **knobs},
     }
     return model
+
+
+def _conform(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(does ``value`` fit type ``tp``, the value to use): ints pass as floats, "3e-4" (YAML
+    1.1 reads it as a string) as a float, a single item where a tuple of them is declared."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            ok, fitted = _conform(value, arg)
+            if ok:
+                return True, fitted
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if isinstance(value, bool):  # bool is an int subclass: not a number here
+        return False, value
+    if tp is int:
+        return isinstance(value, numbers.Integral), int(value) if isinstance(
+            value, numbers.Integral
+        ) else value
+    if tp is float:
+        if isinstance(value, numbers.Real):
+            return True, float(value)
+        try:
+            return isinstance(value, str), float(value)
+        except (TypeError, ValueError):
+            return False, value
+    if tp is str:
+        return isinstance(value, str), value
+    if origin in (tuple, list) and args:
+        item = args[0]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return all(_conform(v, item)[0] for v in items), value
+    return True, value  # other annotations are left to the model
+
+
+def _type_words(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_words(a) for a in args)
+    if origin in (tuple, list) and args:
+        return f"a list of {_type_words(args[0]).split(' ', 1)[-1]}s"
+    words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return words.get(tp, "none" if tp is type(None) else getattr(tp, "__name__", str(tp)))
+
+
+def check_knob(model: str, key: str, value: Any, tp: Any) -> Any:
+    """``value`` as knob ``key`` of ``model`` takes it, or a PixelsegError naming the key and
+    the type it expects."""
+    ok, fitted = _conform(value, tp)
+    if not ok:
+        raise PixelsegError(
+            f"model.{key}: expected {_type_words(tp)}, got {value!r} (a knob of {model!r}; "
+            "see `pixelseg models`)"
+        )
+    return fitted
 
 
 def _ensure_loaded() -> None:
