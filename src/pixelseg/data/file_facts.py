@@ -5,7 +5,7 @@ changed file is looked at again, an unchanged one is not):
 
 - an image's header: stored size, mode, format, EXIF orientation (so the size as
   ``read_image`` returns it, upright), alpha; and whether its pixel data was read through
-  (``verify_pixels``: a cheap full read that finds truncated and damaged files);
+  (``read_header(verify=True)``: a cheap full read that finds truncated and damaged files);
 - a mask's decoded size and label counts (value -> pixels, after the reader's remapping).
 
 Every consumer reads these facts: the item inspection (``inspect.py``, behind the training
@@ -119,8 +119,12 @@ def _orientation(img: Image.Image) -> int:
     return int(img.getexif().get(ORIENTATION_TAG, 1) or 1)
 
 
-def read_header(path: str | Path) -> ImageFacts:
-    """Open without decoding. Raises BadFile naming the file when it cannot be used."""
+def read_header(path: str | Path, verify: bool = False) -> ImageFacts:
+    """Open without decoding; with ``verify``, also read the whole file cheaply (``verified``
+    facts), so a truncated or damaged one fails now and not in epoch 1: a JPEG is decoded at
+    1/8 scale (every entropy-coded byte is read, a tenth of the work), a PNG has every chunk's
+    CRC checked without inflating, other formats are decoded. One open either way.
+    Raises BadFile naming the file when it cannot be used."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
@@ -132,11 +136,24 @@ def read_header(path: str | Path) -> ImageFacts:
         # is not thread-safe); the explicit pixel count below holds even without it.
         with Image.open(path) as img:
             alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-            facts = ImageFacts(*img.size, img.mode, img.format, _orientation(img), alpha)
+            facts = ImageFacts(*img.size, img.mode, img.format, _orientation(img), alpha, verify)
+            _check_pixel_count(path, facts)
+            if verify and img.format == "PNG":
+                img.verify()
+            elif verify:
+                if img.format == "JPEG":
+                    img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+                img.load()
+    except BadFile:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadFile(path, f"over the decompression-bomb limit ({e})") from None
-    except Exception as e:  # any failure to parse a header is a damaged file, not a bug
+    except Exception as e:  # any failure to parse or read a file is damage, not a bug
         raise BadFile(path, f"unreadable or truncated image ({e})") from None
+    return facts
+
+
+def _check_pixel_count(path: Path, facts: ImageFacts) -> None:
     pixels = facts.width * facts.height
     if pixels > MAX_PIXELS:
         raise BadFile(
@@ -144,27 +161,6 @@ def read_header(path: str | Path) -> ImageFacts:
             f"{facts.width}x{facts.height} = {pixels:,} pixels, over the "
             f"decompression-bomb limit of {MAX_PIXELS:,}",
         )
-    return facts
-
-
-def verify_pixels(path: Path, fmt: str | None) -> None:
-    """Read the whole file cheaply, so a truncated or damaged one fails now and not in epoch 1.
-
-    JPEG: decoded at 1/8 scale (every entropy-coded byte is read, a tenth of the work); PNG:
-    every chunk's CRC checked without inflating; other formats: a full decode.
-    """
-    try:
-        with Image.open(path) as img:
-            if fmt == "PNG":
-                img.verify()
-                return
-            if fmt == "JPEG":
-                img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
-            img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadFile(path, f"over the decompression-bomb limit ({e})") from None
-    except Exception as e:
-        raise BadFile(path, f"unreadable or truncated image ({e})") from None
 
 
 def _stamp(path: Path) -> list[int] | None:
@@ -224,16 +220,13 @@ class FileFacts:
         return None
 
     def image_facts(self, path: Path, verified: bool = True) -> ImageFacts:
-        """Cached facts, else the header (and, when ``verified``, the cheap full read of
-        ``verify_pixels``) learnt now. Raises BadFile naming the file."""
+        """Cached facts, else the header (and, when ``verified``, the cheap read-through of
+        ``read_header``) learnt now. Raises BadFile naming the file."""
         known = self.image(path)
         if known is not None and (known.verified or not verified):
             return known
         stamp = _stamp(path)
-        facts = read_header(path)
-        if verified:
-            verify_pixels(path, facts.format)
-            facts = ImageFacts(**{**facts.__dict__, "verified": True})
+        facts = read_header(path, verify=verified)
         if stamp is not None:
             f = facts
             self.images[str(path)] = [*stamp, f.width, f.height, f.mode, f.format,
