@@ -26,7 +26,7 @@ def test_median_frequency_and_sqrt_weights():
 
 
 def test_counts_follow_the_reader_remap(camvid_root):
-    stats = cs.compute_class_stats(open_split(camvid_root, "train"), workers=1)
+    stats = cs.class_stats(open_split(camvid_root, "train"), workers=1)
     per_image = {v: int((CAMVID_MASK == v).sum()) for v in (0, 3, 8, 11)}
     assert stats.num_images == 2
     assert stats.pixels[0] == 2 * per_image[0] and stats.pixels[8] == 2 * per_image[8]

@@ -102,15 +102,15 @@ def class_weights(freqs: Sequence[float], method: str) -> list[float]:
     return [float(v) for v in w]
 
 
-def compute_class_stats(
+def class_stats(
     source: SegmentationSource,
-    workers: int | None = None,
-    progress: bool = False,
     cache_dir: Path | None = None,
     refresh: bool = False,
+    workers: int | None = None,
+    progress: bool = False,
 ) -> ClassStats:
-    """Sum every mask's label counts (decoding those the file facts do not know, or all of
-    them with ``refresh``). Bad label values raise, naming the file."""
+    """Sum every mask's label counts, decoding only the masks the file facts do not know (all
+    of them with ``refresh``). Bad label values raise, naming the file."""
     num_classes = source.classes.num_classes
     facts = source.file_facts(cache_dir)
     header = getattr(source, "mask_size", None) is None
@@ -137,17 +137,6 @@ def compute_class_stats(
     finally:
         facts.save()
     return stats
-
-
-def class_stats(
-    source: SegmentationSource,
-    cache_dir: Path | None = None,
-    refresh: bool = False,
-    workers: int | None = None,
-    progress: bool = False,
-) -> ClassStats:
-    """Statistics of ``source``; unchanged masks are not decoded again (see the docstring)."""
-    return compute_class_stats(source, workers, progress, cache_dir, refresh)
 
 
 def weights_for_source(

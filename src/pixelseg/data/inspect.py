@@ -11,7 +11,8 @@ and the fingerprint read the same file facts (``file_facts.py``) that the inspec
 Levels: ``full`` (before every training, and ``check-data``) reads every image through
 (``read_header(verify=True)``) and decodes every mask (size, label counts); ``fast``
 (``check-data --fast``) reads headers only, except that a PNG or JPEG whose end marker is
-missing is read through to confirm it is truncated. Both are cached per file: a second start only stats files.
+missing is read through to confirm it is truncated. Both are cached per file: a second start
+only stats files.
 
 Problems: unreadable, truncated or empty files; an image without a mask or a mask without an
 image; size mismatches (the image's EXIF orientation applied, as ``read_image`` reads it);
