@@ -149,12 +149,16 @@ def flat_names(paths: list[str]) -> dict[str, str]:
 
 
 def mirrored_name(entry: str) -> str:
-    """A list entry's output stem: its path without the suffix, folders kept (an absolute path
-    loses its root, ``..`` is refused) so that ``a/x.jpg`` and ``b/x.jpg`` do not collide."""
-    parts = PurePosixPath(entry.replace(os.sep, "/")).parts
+    """A list entry's output stem: its path without the suffix, folders kept, so that
+    ``a/x.jpg`` and ``b/x.jpg`` do not collide. An absolute path loses its root; a path that
+    climbs out with ``..`` is mirrored by its absolute form, so no output lands outside --out."""
+    path = os.path.normpath(entry)
+    if path == ".." or path.startswith(".." + os.sep):
+        path = os.path.abspath(path)
+    parts = PurePosixPath(path.replace(os.sep, "/")).parts
     parts = parts[1:] if parts and parts[0] == "/" else parts
-    if ".." in parts or not parts:
-        raise PixelsegError(f"{entry}: list entries may not contain '..'")
+    if not parts:
+        raise PixelsegError(f"{entry!r}: not an image path")
     return str(PurePosixPath(*parts).with_suffix(""))
 
 
