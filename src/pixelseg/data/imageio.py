@@ -25,6 +25,10 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
+class ImageTooLargeError(PixelsegError):
+    """An image over a pixel limit (or a decompression bomb): refused before it is decoded."""
+
+
 def _open(path: Path) -> Image.Image:
     path = Path(path)
     if not path.is_file():
@@ -37,7 +41,7 @@ def _open(path: Path) -> Image.Image:
             img = Image.open(path)
             img.load()  # decode now so truncated files fail here, not in a worker later
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise PixelsegError(f"{path}: image too large to decode safely ({e})") from None
+        raise ImageTooLargeError(f"{path}: image too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise PixelsegError(f"{path}: unreadable or truncated image ({e})") from None
     return img
@@ -45,7 +49,35 @@ def _open(path: Path) -> Image.Image:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 RGB with its EXIF orientation applied."""
-    img = _open(Path(path))
+    return _to_rgb(_open(Path(path)))
+
+
+def decode_image_bytes(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """``read_image`` for bytes (an upload): the size is checked against ``max_pixels`` from
+    the header, before any pixel is decoded. ``name`` is what errors call the image."""
+    import io
+
+    if not data:
+        raise PixelsegError(f"{name}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageTooLargeError(
+                    f"{name}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,}"
+                )
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLargeError(f"{name}: image too large to decode safely ({e})") from None
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as e:
+        raise PixelsegError(f"{name}: not a readable image, or truncated ({e})") from None
+    return _to_rgb(img)
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB with the EXIF orientation applied; 16-bit gray scaled to 8 bits."""
     img = ImageOps.exif_transpose(img)
     if img.mode == "I;16" or img.mode == "I":
         # 16-bit grayscale: scale to 8 bits rather than clipping.
