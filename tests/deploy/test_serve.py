@@ -1,0 +1,206 @@
+"""The HTTP API: every endpoint, every kind of bad request (4xx with a JSON error, never a 500),
+the concurrency bound, and a schema-driven fuzz run."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pixelseg
+from pixelseg.data.imageio import list_images
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from pixelseg.deploy.serve import create_app  # noqa: E402
+from pixelseg.deploy.serve_limits import ServeLimits  # noqa: E402
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_run):
+    return pixelseg.load(trained_run("unet"))
+
+
+@pytest.fixture(scope="module")
+def client(predictor):
+    limits = ServeLimits(max_bytes=200_000, max_pixels=300 * 300)
+    with TestClient(create_app(predictor, limits), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def scene_png(deploy_scenes) -> bytes:
+    return list_images(deploy_scenes / "test" / "images")[0].read_bytes()
+
+
+def post(client, data: bytes, name="x.png", ctype="image/png", query=""):
+    return client.post(f"/predict{query}", files={"image": (name, data, ctype)})
+
+
+def test_predict_returns_counts_objects_and_pngs(client, predictor, scene_png):
+    r = post(client, scene_png, query="?mask=true&overlay=true&uncertainty=true")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"]) == (40, 32)
+    assert sum(body["class_pixels"].values()) == 40 * 32
+    assert abs(sum(body["class_share"].values()) - 1) < 1e-3
+    assert isinstance(body["objects"], list)
+    assert all({"class_name", "area", "bbox", "confidence"} <= set(o) for o in body["objects"])
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["mask_png"]))))
+    image = np.asarray(Image.open(io.BytesIO(scene_png)).convert("RGB"))
+    assert (mask == predictor.predict(image)).all()  # what predict would write
+    for key in ("overlay_png", "uncertainty_png"):
+        assert Image.open(io.BytesIO(base64.b64decode(body[key]))).size == (40, 32)
+    plain = post(client, scene_png, query="?objects=false").json()
+    assert plain["mask_png"] is None and plain["objects"] is None
+
+
+def test_model_health_page_and_docs(client, predictor):
+    info = client.get("/model").json()
+    assert info["model"] == "unet" and info["classes"] == predictor.classes.names
+    assert info["backend"] == "torch" and len(info["colours"]) == len(info["classes"])
+    assert client.get("/health").json()["status"] == "ok"
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="drop"' in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # works offline
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+    docs = client.get("/docs").text
+    assert "cdn" not in docs.lower()
+    assert all(client.get(a).status_code == 200 for a in _asset_urls(docs))
+
+
+def _asset_urls(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'(?:src|href)="(/[^"]+)"', html)
+
+
+@pytest.mark.parametrize(
+    "case, status, words",
+    [
+        ("text", 400, "not a readable image"),
+        ("truncated", 400, "truncated"),
+        ("empty", 400, "empty"),
+        ("bytes", 413, "over the limit"),
+        ("pixels", 413, "over the limit"),
+        ("bomb", 413, "pixels"),
+    ],
+)
+def test_bad_uploads_get_4xx_with_a_json_error(client, scene_png, case, status, words):
+    big = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    data = {
+        "text": b"this is not an image",
+        "truncated": scene_png[: len(scene_png) // 2],
+        "empty": b"",
+        "bytes": png(big),  # ~480 kB of noise: over the 200 kB limit
+        "pixels": png(np.zeros((301, 300, 3), np.uint8)),  # small file, too many pixels
+        "bomb": png(np.zeros((8000, 8000), np.uint8)),  # 64 Mpx of zeros in a few kB
+    }[case]
+    r = post(client, data)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]
+
+
+def test_wrong_requests_get_4xx(client, scene_png):
+    r = client.post("/predict", json={"image": "x"})
+    assert r.status_code == 415 and "multipart" in r.json()["error"]
+    r = client.post("/predict", content=scene_png, headers={"content-type": "image/png"})
+    assert r.status_code == 415
+    r = client.post("/predict", files={"other": ("x.png", scene_png, "image/png")})
+    assert r.status_code == 422 and "image" in r.json()["error"]
+    r = post(client, scene_png, query="?min_area=0")
+    assert r.status_code == 422 and "min_area" in r.json()["error"]
+    assert client.get("/nope").status_code == 404 and "error" in client.get("/nope").json()
+    assert client.get("/predict").status_code == 405
+    r = client.post("/predict", content=b"x" * 300_000, headers={"content-type": "multipart/x"})
+    assert r.status_code == 413
+
+
+def test_requests_over_the_bound_get_503_and_the_server_lives(predictor, scene_png):
+    limits = ServeLimits(max_active=1, max_waiting=0, wait_seconds=5)
+    app = create_app(predictor, limits)
+    gate, entered = threading.Event(), threading.Event()
+    original = predictor.predict_proba_batch
+
+    def slow(images, *a, **k):
+        entered.set()
+        gate.wait(10)
+        return original(images, *a, **k)
+
+    predictor.predict_proba_batch = slow
+    try:
+        with TestClient(app) as c:
+            first: dict = {}
+            t = threading.Thread(target=lambda: first.update(r=post(c, scene_png)))
+            t.start()
+            assert entered.wait(10)
+            busy = post(c, scene_png)
+            assert busy.status_code == 503 and "busy" in busy.json()["error"]
+            gate.set()
+            t.join(10)
+            assert first["r"].status_code == 200
+            assert post(c, scene_png).status_code == 200  # alive and admitting again
+    finally:
+        predictor.predict_proba_batch = original
+        gate.set()
+
+
+def test_concurrent_requests_are_batched_and_answered_correctly(predictor, deploy_scenes):
+    app = create_app(predictor, ServeLimits(batch_wait_ms=50))
+    calls = []
+    original = predictor.predict_proba_batch
+    predictor.predict_proba_batch = lambda images, *a, **k: (
+        calls.append(len(images)) or original(images, *a, **k)
+    )
+    paths = list_images(deploy_scenes / "test" / "images")
+    try:
+        with TestClient(app) as c:
+            results: dict = {}
+            threads = [
+                threading.Thread(target=lambda p=p: results.update({p: post(c, p.read_bytes())}))
+                for p in paths
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+    finally:
+        predictor.predict_proba_batch = original
+    assert max(calls) > 1 and sum(calls) == len(paths)
+    for p, r in results.items():
+        expect = np.bincount(predictor.predict(pixelseg.data.imageio.read_image(p)).ravel())
+        assert sum(r.json()["class_pixels"].values()) == expect.sum()
+
+
+schemathesis = pytest.importorskip("schemathesis")
+
+
+def test_schema_driven_fuzzing_finds_no_server_errors(predictor):
+    from hypothesis import HealthCheck, given, settings
+
+    app = create_app(predictor, ServeLimits(max_bytes=100_000, max_pixels=100_000))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    statuses = []
+    for operation in schema.get_all_operations():
+        op = operation.ok()
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy())
+        def run(case):
+            response = case.call()
+            statuses.append(response.status_code)
+            assert response.status_code < 500, (case.path, response.text[:200])
+
+        run()
+    assert statuses and max(statuses) < 500
