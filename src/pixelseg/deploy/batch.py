@@ -241,7 +241,81 @@ class BatchSummary:
         return self.processed / self.seconds if self.seconds else 0.0
 
 
-_END = object()
+class ReadAhead:
+    """Decoder threads that read images ahead of the model into a bounded queue.
+
+    Iterating yields ``(entry, image, error)`` (image None when the file could not be read) in
+    the order they finish; it ends when every entry was read. ``close()`` stops the threads
+    early (an interrupted job)."""
+
+    _END = object()
+
+    def __init__(self, entries: Iterator[str], resolve, threads: int, depth: int) -> None:
+        self.entries, self.resolve = entries, resolve
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.queue: queue.Queue = queue.Queue(maxsize=max(2, depth))
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _work(self) -> None:
+        while not self.stop.is_set():
+            with self.lock:  # one shared iterator: every entry is read by one thread
+                entry = next(self.entries, self._END)
+            if entry is self._END:
+                self._put(self._END)
+                return
+            try:
+                self._put((entry, read_image(self.resolve(entry)), None))
+            except PixelsegError as e:
+                self._put((entry, None, str(e)))
+
+    def _put(self, item) -> None:
+        while not self.stop.is_set():
+            try:
+                return self.queue.put(item, timeout=0.2)
+            except queue.Full:
+                continue
+
+    def ready(self) -> bool:
+        """Whether another image is already read."""
+        return not self.queue.empty()
+
+    def __iter__(self):
+        ended = 0
+        while ended < len(self.threads):
+            item = self.queue.get()
+            if item is self._END:
+                ended += 1
+            else:
+                yield item
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+def same_size_batches(reader: ReadAhead, batch_size: int) -> Iterator[list]:
+    """Group consecutive ``(entry, image, error)`` items into batches of at most
+    ``batch_size`` images of one size; a failed item comes through alone (image None). A batch
+    is handed on as soon as nothing more is ready, so a slow disk never holds back the model."""
+    batch: list = []
+    for item in reader:
+        if item[1] is None:
+            yield [item]
+            continue
+        if batch and item[1].shape != batch[0][1].shape:
+            yield batch
+            batch = []
+        batch.append(item)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+        elif not reader.ready():
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def predict_stream(
@@ -270,40 +344,16 @@ def predict_stream(
     _check_manifest(out_dir, predictor, options)
     log = PredictionLog(out_dir / shard.log_name())
     summary = BatchSummary(out_dir, log.path)
-    todo: Iterator[str] = shard.take(entries)
     bar_total = None if total is None else -(-max(total - shard.part_id, 0) // shard.num_parts)
     bar = tqdm(total=bar_total, desc="predict", unit="img", disable=not progress, leave=False)
 
-    def pending() -> Iterator[str]:
-        for entry in todo:
+    def todo() -> Iterator[str]:
+        for entry in shard.take(entries):
             if entry in log.done:
                 summary.skipped += 1
                 bar.update(1)
             else:
                 yield entry
-
-    decoded: queue.Queue = queue.Queue(maxsize=max(2, options.batch_size * 2))
-    source = pending()
-    source_lock = threading.Lock()
-    stop = threading.Event()
-
-    def decode_worker() -> None:
-        while not stop.is_set():
-            with source_lock:
-                entry = next(source, _END)
-            if entry is _END:
-                decoded.put(_END)
-                return
-            try:
-                item = (entry, read_image(resolve(entry)), None)
-            except PixelsegError as e:
-                item = (entry, None, str(e))
-            while not stop.is_set():
-                try:
-                    decoded.put(item, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
 
     def finish(entry: str, future: Future) -> None:
         try:
@@ -318,42 +368,18 @@ def predict_stream(
             summary.records.append(record)
         bar.update(1)
 
+    workers = max(1, options.workers)
+    reader = ReadAhead(todo(), resolve, workers, depth=2 * options.batch_size)
+    writers = ThreadPoolExecutor(workers, thread_name_prefix="pixelseg-write")
+    in_flight: list[tuple[str, Future]] = []  # oldest first
     t0 = time.perf_counter()
-    decoders = [
-        threading.Thread(target=decode_worker, daemon=True) for _ in range(max(1, options.workers))
-    ]
-    writers = ThreadPoolExecutor(max(1, options.workers), thread_name_prefix="pixelseg-write")
-    in_flight: list[tuple[str, Future]] = []
-    for t in decoders:
-        t.start()
     try:
-        ended, held = 0, None
-        while ended < len(decoders) or held is not None:
-            batch = []
-            if held is not None:
-                batch.append(held)
-                held = None
-            while len(batch) < options.batch_size and ended < len(decoders):
-                try:
-                    # Wait for the first image; after that take only what is already there,
-                    # so a slow disk never holds back a batch that is ready.
-                    item = decoded.get(timeout=None if not batch else 0.001)
-                except queue.Empty:
-                    break
-                if item is _END:
-                    ended += 1
-                    continue
-                entry, image, error = item
-                if error is not None:
-                    log.append({"image": entry, "error": error})
-                    summary.failed.append((entry, error))
-                    bar.update(1)
-                    continue
-                if batch and image.shape != batch[0][1].shape:
-                    held = item  # a new size starts the next batch
-                    break
-                batch.append(item)
-            if not batch:
+        for batch in same_size_batches(reader, options.batch_size):
+            if batch[0][1] is None:  # unreadable: logged, the job goes on
+                entry, _, error = batch[0]
+                log.append({"image": entry, "error": error})
+                summary.failed.append((entry, error))
+                bar.update(1)
                 continue
             probs = predictor.predict_proba_batch(
                 [image for _, image, _ in batch], options.tta, options.scales, options.window
@@ -365,19 +391,18 @@ def predict_stream(
                     write_outputs, pred, paths, options.uncertainty, options.instances
                 )
                 in_flight.append((entry, future))
-            # Bound the memory held by finished-but-unwritten images.
-            while len(in_flight) > 2 * max(1, options.workers) * options.batch_size:
+            # Log what is written; wait only when too many images are held in memory.
+            while in_flight and (
+                in_flight[0][1].done() or len(in_flight) > 2 * workers * options.batch_size
+            ):
                 finish(*in_flight.pop(0))
-            while in_flight and in_flight[0][1].done():
-                finish(*in_flight.pop(0))
-        for entry, future in in_flight:
-            finish(entry, future)
-        in_flight.clear()
+        while in_flight:
+            finish(*in_flight.pop(0))
     finally:
-        stop.set()
+        reader.close()
         writers.shutdown(wait=True)
         for entry, future in in_flight:  # interrupted: log what did finish
-            if future.done() and future.exception() is None:
+            if future.exception() is None:
                 finish(entry, future)
         log.close()
         bar.close()
