@@ -1,7 +1,6 @@
 """The run report: one self-contained HTML file with every section; renders in Chromium."""
 
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -146,24 +145,13 @@ def test_minimal_report_has_curves_only(tmp_path):
     assert "No training history" in empty.read_text(encoding="utf-8")
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_report_renders_in_headless_chromium(tmp_path):
+def test_report_renders_in_headless_chromium(tmp_path, chromium):
     path = write_report(tmp_path / "run", class_names=NAMES, **full_inputs())
     shot = tmp_path / "shot.png"
     cmd = [
-        CHROMIUM,
+        chromium.path,
         "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
+        *chromium.flags,
         f"--user-data-dir={tmp_path / 'profile'}",
         "--window-size=1200,2400",
         f"--screenshot={shot}",

@@ -3,7 +3,6 @@ image, see the overlay, the legend and the objects appear, toggle the uncertaint
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -13,21 +12,8 @@ import pytest
 import pixelseg
 from pixelseg.data.imageio import list_images
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 uvicorn = pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api")
-
-# As root, in a closed network: no sandbox, and no background connections (they are refused).
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -50,10 +36,12 @@ def server(trained_run):
     thread.join(10)
 
 
-def test_upload_shows_overlay_legend_and_objects(server, deploy_scenes, tmp_path):
+def test_upload_shows_overlay_legend_and_objects(server, deploy_scenes, tmp_path, chromium):
     image = list_images(deploy_scenes / "test" / "images")[0]
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        browser = p.chromium.launch(
+            executable_path=chromium.path, headless=True, args=list(chromium.flags)
+        )
         try:
             page = browser.new_page()
             page.goto(server + "/")
