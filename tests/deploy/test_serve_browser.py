@@ -36,7 +36,7 @@ def server(trained_run):
     thread.join(10)
 
 
-def test_upload_shows_overlay_legend_and_objects(server, deploy_scenes, tmp_path, chromium):
+def test_upload_shows_overlay_legend_and_objects(chromium, server, deploy_scenes, tmp_path):
     image = list_images(deploy_scenes / "test" / "images")[0]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
