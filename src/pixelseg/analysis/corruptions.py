@@ -1,9 +1,12 @@
 """Image corruptions at five severities, for robustness evaluation of segmentation models.
 
-Photometric corruptions follow Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to
-Common Corruptions and Perturbations" (ICLR 2019, ImageNet-C); their severity parameters are
-copied from the reference implementation unless noted. Geometric corruptions (rotate, scale)
-follow the spirit of ImageNet-P and move the mask with the image.
+The photometric corruptions live in ``pixelseg.data.corruptions`` (training-time augmentation,
+``augment.corruptions``, uses the same functions); this module adds the geometric ones and the
+``(image, mask)`` interface. Photometric corruptions follow Hendrycks & Dietterich,
+"Benchmarking Neural Network Robustness to Common Corruptions and Perturbations" (ICLR 2019,
+ImageNet-C); their severity parameters are copied from the reference implementation unless
+noted. Geometric corruptions (rotate, scale) follow the spirit of ImageNet-P and move the mask
+with the image.
 
 Every corruption takes a uint8 RGB image (H, W, 3) and returns one of the same shape and dtype;
 the mask (H, W) int64 is returned unchanged by photometric corruptions, and transformed with
@@ -40,29 +43,18 @@ Example::
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
-from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
-from PIL import Image
 from scipy import ndimage
 
 from ..constants import IGNORE_INDEX
+from ..data.corruptions import PHOTOMETRIC, PHOTOMETRIC_PARAMS, SEVERITIES, PhotometricFn
 from ..errors import PixelsegError
-
-SEVERITIES = (1, 2, 3, 4, 5)
 
 # One tuple per corruption, indexed by severity - 1 (see the module docstring).
 PARAMS: dict[str, tuple] = {
-    "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),
-    "shot_noise": (60, 25, 12, 5, 3),
-    "gaussian_blur": (1, 2, 3, 4, 6),
-    "motion_blur": ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
-    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),
-    "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),
-    "jpeg": (25, 18, 15, 10, 7),
-    "pixelate": (0.6, 0.5, 0.4, 0.3, 0.25),
+    **PHOTOMETRIC_PARAMS,
     "rotate": (3, 6, 9, 12, 15),
     "scale": (1.05, 1.1, 1.2, 1.3, 1.5),
 }
@@ -76,86 +68,14 @@ Result = tuple[np.ndarray, Mask]
 CorruptionFn = Callable[[np.ndarray, Mask, int, Rng], Result]
 
 
-def _to_float(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float64) / 255.0
+def _keep_mask(fn: PhotometricFn) -> CorruptionFn:
+    """A photometric corruption in the ``(image, mask, severity, rng) -> (image, mask)`` form."""
 
+    def corruption(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
+        return fn(image, severity, rng), mask
 
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-
-
-def _gaussian_noise(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
-    c = PARAMS["gaussian_noise"][severity - 1]
-    x = _to_float(image)
-    return _to_uint8(x + rng.normal(0.0, c, size=x.shape)), mask
-
-
-def _shot_noise(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
-    c = PARAMS["shot_noise"][severity - 1]
-    x = _to_float(image)
-    return _to_uint8(rng.poisson(x * c) / c), mask
-
-
-def _gaussian_blur(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
-    sigma = PARAMS["gaussian_blur"][severity - 1]
-    x = _to_float(image)
-    return _to_uint8(ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0), mode="nearest")), mask
-
-
-def _motion_kernel(radius: int, sigma: float, angle_deg: float) -> list[tuple[int, int, float]]:
-    """Sparse line kernel: (dy, dx, weight) with Gaussian weights along the line, summing to 1."""
-    theta = np.deg2rad(angle_deg)
-    taps: dict[tuple[int, int], float] = {}
-    for t in range(-radius, radius + 1):
-        dy, dx = int(round(t * np.sin(theta))), int(round(t * np.cos(theta)))
-        taps[(dy, dx)] = taps.get((dy, dx), 0.0) + float(np.exp(-(t * t) / (2.0 * sigma * sigma)))
-    total = sum(taps.values())
-    return [(dy, dx, w / total) for (dy, dx), w in taps.items()]
-
-
-def _motion_blur(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
-    radius, sigma = PARAMS["motion_blur"][severity - 1]
-    angle = rng.uniform(-45.0, 45.0)
-    x = _to_float(image)
-    h, w = x.shape[:2]
-    # The kernel is a line (at most 2r+1 taps), so a sum of shifted copies is much cheaper than
-    # a dense (2r+1)^2 convolution.
-    padded = np.pad(x, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
-    out = np.zeros_like(x)
-    for dy, dx, weight in _motion_kernel(radius, sigma, angle):
-        out += weight * padded[radius + dy : radius + dy + h, radius + dx : radius + dx + w]
-    return _to_uint8(out), mask
-
-
-def _brightness(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
-    c = PARAMS["brightness"][severity - 1]
-    hsv = rgb_to_hsv(_to_float(image))
-    hsv[..., 2] = np.clip(hsv[..., 2] + c, 0.0, 1.0)
-    return _to_uint8(hsv_to_rgb(hsv)), mask
-
-
-def _contrast(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
-    c = PARAMS["contrast"][severity - 1]
-    x = _to_float(image)
-    mean = x.mean(axis=(0, 1), keepdims=True)
-    return _to_uint8((x - mean) * c + mean), mask
-
-
-def _jpeg(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
-    quality = PARAMS["jpeg"][severity - 1]
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"), dtype=np.uint8).copy(), mask
-
-
-def _pixelate(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
-    c = PARAMS["pixelate"][severity - 1]
-    h, w = image.shape[:2]
-    small = Image.fromarray(image).resize(
-        (max(1, int(w * c)), max(1, int(h * c))), Image.Resampling.BOX
-    )
-    return np.asarray(small.resize((w, h), Image.Resampling.BOX), dtype=np.uint8).copy(), mask
+    corruption.__name__ = f"_{fn.__name__}"
+    return corruption
 
 
 def _warp(image: np.ndarray, mask: Mask, matrix: np.ndarray) -> tuple[np.ndarray, Mask]:
@@ -209,14 +129,7 @@ def _scale(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
 
 
 CORRUPTIONS: dict[str, CorruptionFn] = {
-    "gaussian_noise": _gaussian_noise,
-    "shot_noise": _shot_noise,
-    "gaussian_blur": _gaussian_blur,
-    "motion_blur": _motion_blur,
-    "brightness": _brightness,
-    "contrast": _contrast,
-    "jpeg": _jpeg,
-    "pixelate": _pixelate,
+    **{name: _keep_mask(fn) for name, fn in PHOTOMETRIC.items()},
     "rotate": _rotate,
     "scale": _scale,
 }
