@@ -45,6 +45,12 @@ class AugmentConfig:
     # when it is a GPU; per sample in the loader on a CPU, where both cost about the same, see
     # engine/device.py), true (batched on the device with kornia) or false (per sample).
     on_device: str | bool = "auto"
+    # Photometric corruptions for robust training (names from pixelseg.data.corruptions, e.g.
+    # [gaussian_noise, gaussian_blur, jpeg]); empty = off. Each training sample is corrupted with
+    # probability corruption_p by one of them, at a severity drawn from 1..corruption_max_severity.
+    corruptions: list[str] = field(default_factory=list)
+    corruption_p: float = 0.5
+    corruption_max_severity: int = 3
 
 
 @dataclass
@@ -246,6 +252,30 @@ def validate(cfg: RunConfig) -> None:
     if len(cfg.augment.scale) != 2 or not 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]:
         raise PixelsegError(
             f"augment.scale: expected [min, max] with 0 < min <= max, got {cfg.augment.scale}"
+        )
+    _validate_corruptions(cfg.augment)
+
+
+def _validate_corruptions(a: AugmentConfig) -> None:
+    from .data.corruptions import PHOTOMETRIC  # the one list of names; numpy/scipy only here
+
+    for name in a.corruptions:
+        if name in ("rotate", "scale"):
+            raise PixelsegError(
+                f"augment.corruptions: {name!r} is geometric; use augment.rotation / augment.scale"
+            )
+        if name not in PHOTOMETRIC:
+            raise PixelsegError(
+                f"augment.corruptions: unknown corruption {name!r}; "
+                f"choose from {', '.join(PHOTOMETRIC)}"
+            )
+    if len(set(a.corruptions)) != len(a.corruptions):
+        raise PixelsegError(f"augment.corruptions: a name is listed twice in {a.corruptions}")
+    if not 0 <= a.corruption_p <= 1:
+        raise PixelsegError(f"augment.corruption_p: must be in [0, 1], got {a.corruption_p}")
+    if not 1 <= a.corruption_max_severity <= 5:
+        raise PixelsegError(
+            f"augment.corruption_max_severity: must be 1..5, got {a.corruption_max_severity}"
         )
 
 

@@ -36,6 +36,9 @@ def augment_params(aug_cfg) -> AugmentParams | None:
         brightness=aug_cfg.brightness,
         contrast=aug_cfg.contrast,
         saturation=aug_cfg.saturation,
+        corruptions=tuple(aug_cfg.corruptions),
+        corruption_p=aug_cfg.corruption_p,
+        corruption_max_severity=aug_cfg.corruption_max_severity,
     )
 
 

@@ -2,6 +2,8 @@
 
 Geometry moves image and mask together with one affine map: bilinear for the image,
 nearest for the mask, exposed areas set to IGNORE_INDEX so the loss never learns from padding.
+Photometric corruptions (``AugmentParams.corruptions``, from ``pixelseg.data.corruptions``)
+come last and change only the image.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..constants import DEFAULT_MEAN, DEFAULT_STD, IGNORE_INDEX
+from .corruptions import PHOTOMETRIC
 
 
 @dataclass
@@ -25,6 +28,9 @@ class AugmentParams:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+    corruptions: tuple[str, ...] = ()  # photometric corruption names; empty = none
+    corruption_p: float = 0.5  # probability that a sample is corrupted
+    corruption_max_severity: int = 3  # severity drawn uniformly from 1..this
 
 
 def resize_pair(
@@ -90,8 +96,29 @@ def colour_jitter(image: np.ndarray, p: AugmentParams, rng: np.random.Generator)
     return img.clip(0, 255).astype(np.uint8)
 
 
+def draw_corruption(p: AugmentParams, rng: np.random.Generator) -> tuple[str, int] | None:
+    """The (name, severity) a sample gets, or None: one uniform draw decides whether, then the
+    kind and the severity are drawn uniformly. Nothing is drawn when no corruption is listed."""
+    if not p.corruptions:
+        return None
+    if rng.random() >= p.corruption_p:
+        return None
+    name = p.corruptions[int(rng.integers(len(p.corruptions)))]
+    return name, int(rng.integers(1, p.corruption_max_severity + 1))
+
+
+def random_corruption(image: np.ndarray, p: AugmentParams, rng: np.random.Generator) -> np.ndarray:
+    """Corrupt ``image`` with probability ``p.corruption_p`` (see ``draw_corruption``)."""
+    drawn = draw_corruption(p, rng)
+    if drawn is None:
+        return image
+    name, severity = drawn
+    return PHOTOMETRIC[name](np.ascontiguousarray(image), severity, rng)
+
+
 class TrainTransform:
-    """resize -> rotate/scale/flip -> random crop -> colour jitter (each optional)."""
+    """resize -> rotate/scale/flip -> random crop -> colour jitter -> photometric corruption
+    (each optional). All draws come from the per-sample ``rng`` (see ``data.loader``)."""
 
     def __init__(
         self,
@@ -118,6 +145,7 @@ class TrainTransform:
             image, mask = random_crop_pair(image, mask, self.crop_size, rng)
         if p is not None:
             image = colour_jitter(image, p, rng)
+            image = random_corruption(image, p, rng)
         return image, mask
 
 

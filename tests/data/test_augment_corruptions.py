@@ -1,0 +1,142 @@
+"""Training-time corruptions (augment.corruptions): seeded per sample, image only, validated."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pixelseg.config import load_config
+from pixelseg.data.corruptions import PHOTOMETRIC, apply_corruption
+from pixelseg.data.loader import SegmentationDataset, build_loader
+from pixelseg.data.pipeline import augment_params
+from pixelseg.data.transforms import (
+    AugmentParams,
+    TrainTransform,
+    draw_corruption,
+    random_corruption,
+)
+from pixelseg.errors import PixelsegError
+
+# Only the corruption: no geometry, no colour jitter, so any change to the image is a corruption.
+ONLY = dict(rotation=0, scale=(1, 1), hflip=0, brightness=0, contrast=0, saturation=0)
+
+
+def textured(h=24, w=32, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(30, 220, (h, w, 3), dtype=np.uint8)
+    mask = rng.integers(0, 3, (h, w)).astype(np.int64)
+    mask[0, :3] = 255
+    return image, mask
+
+
+class TinySource:
+    """Duck-typed SegmentationSource: ``len`` and ``load(i) -> .image, .mask``."""
+
+    def __init__(self, n=6):
+        self.pairs = [textured(seed=i) for i in range(n)]
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def load(self, i):
+        image, mask = self.pairs[i]
+        return SimpleNamespace(image=image, mask=mask)
+
+
+def all_kinds(p=1.0, severity=3):
+    return AugmentParams(
+        **ONLY, corruptions=tuple(PHOTOMETRIC), corruption_p=p, corruption_max_severity=severity
+    )
+
+
+def test_corruption_changes_the_image_not_the_mask():
+    image, mask = textured()
+    t = TrainTransform(all_kinds(p=1.0, severity=5))
+    changed = 0
+    for i in range(16):
+        out, out_mask = t(image, mask, np.random.default_rng(i))
+        assert out.shape == image.shape and out.dtype == np.uint8
+        assert np.array_equal(out_mask, mask)
+        changed += not np.array_equal(out, image)
+    assert changed == 16
+
+
+def test_p_zero_is_identity_and_no_corruption_draws_nothing():
+    image, mask = textured()
+    out, out_mask = TrainTransform(all_kinds(p=0.0))(image, mask, np.random.default_rng(0))
+    assert np.array_equal(out, image) and np.array_equal(out_mask, mask)
+    # Without corruptions the random stream is untouched: the rest of augmentation is as before.
+    rng = np.random.default_rng(3)
+    assert draw_corruption(AugmentParams(), rng) is None
+    assert rng.random() == np.random.default_rng(3).random()
+
+
+def test_draws_cover_kinds_and_severities_with_probability_p():
+    p = all_kinds(p=0.5, severity=2)
+    draws = [draw_corruption(p, np.random.default_rng([0, i])) for i in range(400)]
+    hit = [d for d in draws if d is not None]
+    assert 150 < len(hit) < 250
+    assert {name for name, _ in hit} == set(PHOTOMETRIC)
+    assert {s for _, s in hit} == {1, 2}
+
+
+def test_the_drawn_corruption_is_the_one_applied():
+    image, _ = textured()
+    p = AugmentParams(**ONLY, corruptions=("gaussian_noise", "jpeg"), corruption_p=1.0)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        name, severity = draw_corruption(p, rng)
+        expected = apply_corruption(image, name, severity, rng)  # continues the same stream
+        assert np.array_equal(random_corruption(image, p, np.random.default_rng(seed)), expected)
+
+
+def epoch_batches(num_workers: int, epoch: int = 1):
+    p = AugmentParams(corruptions=("gaussian_noise", "shot_noise", "jpeg"), corruption_p=0.7)
+    ds = SegmentationDataset(TinySource(), TrainTransform(p), seed=5)
+    loader = build_loader(ds, batch_size=2, shuffle=True, seed=5, num_workers=num_workers)
+    loader.sampler.set_epoch(epoch)
+    return [(images.clone(), masks.clone()) for images, masks in loader]
+
+
+def test_per_sample_draws_are_seeded_and_independent_of_workers():
+    serial = epoch_batches(0)
+    again = epoch_batches(0)
+    workers = epoch_batches(2)
+    for (a, am), (b, bm), (c, cm) in zip(serial, again, workers, strict=True):
+        assert a.equal(b) and a.equal(c)
+        assert am.equal(bm) and am.equal(cm)
+    other_epoch = epoch_batches(0, epoch=2)
+    assert not all(a.equal(b) for (a, _), (b, _) in zip(serial, other_epoch))
+
+
+def test_config_keys_reach_the_transform():
+    cfg = load_config(
+        overrides=[
+            "augment.corruptions=[gaussian_blur, contrast]",
+            "augment.corruption_p=0.25",
+            "augment.corruption_max_severity=5",
+        ]
+    )
+    p = augment_params(cfg.augment)
+    assert p.corruptions == ("gaussian_blur", "contrast")
+    assert (p.corruption_p, p.corruption_max_severity) == (0.25, 5)
+    assert load_config().augment.corruptions == []  # off by default
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("augment.corruptions=[fog]", "augment.corruptions: unknown corruption 'fog'"),
+        ("augment.corruptions=[rotate]", "augment.corruptions: 'rotate' is geometric"),
+        ("augment.corruptions=[jpeg, jpeg]", "augment.corruptions: a name is listed twice"),
+        ("augment.corruptions=jpeg", "augment.corruptions: expected a list"),
+        ("augment.corruption_p=1.5", "augment.corruption_p: must be in"),
+        ("augment.corruption_p=-0.1", "augment.corruption_p: must be in"),
+        ("augment.corruption_max_severity=0", "augment.corruption_max_severity: must be 1..5"),
+        ("augment.corruption_max_severity=6", "augment.corruption_max_severity: must be 1..5"),
+        ("augment.corruption_max_severity=2.5", "augment.corruption_max_severity: expected an"),
+    ],
+)
+def test_bad_values_are_errors_naming_the_key(override, message):
+    with pytest.raises(PixelsegError, match=message):
+        load_config(overrides=[override])
