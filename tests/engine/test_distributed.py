@@ -111,6 +111,44 @@ def test_two_processes_match_one(data, tmp_path):
     assert_same_run(ddp, out / "one")
 
 
+EXIT_SCRIPT = """
+import os, sys, time
+import torch
+from torch import nn
+from pixelseg.engine.distributed import finish_process, init_distributed
+info = init_distributed("cpu")
+model = nn.parallel.DistributedDataParallel(nn.Linear(4, 2))
+model(torch.randn(2, 4)).sum().backward()
+if info.rank == 1:
+    time.sleep(float(sys.argv[1]))  # one rank ends late: the other used to abort at exit
+print(f"rank {info.rank} done", flush=True)
+finish_process(0)
+"""
+
+
+def test_ranks_exit_cleanly_when_one_is_late(tmp_path):
+    # The gloo teardown used to run in an atexit hook, inside interpreter finalisation: with
+    # DDP holding the group, a rank that ended before the other aborted ("terminate called
+    # without an active exception"); see finish_process.
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(script),
+        "1.5",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "rank 0 done" in out.stdout and "rank 1 done" in out.stdout
+    assert "terminate called" not in out.stderr
+
+
 def test_validation_shards_cover_each_image_once():
     shards = [list(ShardSampler(5, r, 2)) for r in range(2)]
     assert sorted(shards[0] + shards[1]) == [0, 1, 2, 3, 4]

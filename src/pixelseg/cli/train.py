@@ -6,7 +6,7 @@ import argparse
 
 from ..analysis.run_report import finish_run
 from ..config import load_config
-from ..engine.distributed import wait_for_all_ranks
+from ..engine.distributed import finish_process
 from ..engine.trainer import resume, train
 from ..tuning.plan import apply_plan_if_unconfigured
 
@@ -83,6 +83,11 @@ def is_main_process() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train (or resume); under torchrun the process ends here (``finish_process``)."""
+    return finish_process(_run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.resume:
         result = resume(args.resume, cli_overrides(args), progress=not args.quiet)
     else:
@@ -101,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if is_main_process():
         finish_run(result.run_dir)
-    wait_for_all_ranks()
     return 0
 
 

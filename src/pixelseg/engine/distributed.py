@@ -7,8 +7,8 @@ See docs/distributed.md for launching.
 
 from __future__ import annotations
 
-import atexit
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -46,10 +46,11 @@ def init_distributed(device_type: str) -> DistInfo:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(local_rank)
+        # Kept for the life of the process, not torn down after each fit(): a process may
+        # train several runs (seeds, tuning trials), and re-creating the rendezvous store on
+        # the same port is fragile. The CLI ends it with finish_process(); no atexit hook
+        # (see there why a teardown during interpreter exit aborts).
         dist.init_process_group(backend=backend)
-        # Torn down once at exit, not after each fit(): a process may train several runs (seeds,
-        # tuning trials) and re-creating the rendezvous store on the same port is fragile.
-        atexit.register(_destroy)
     return DistInfo(
         dist.get_rank(),
         local_rank,
@@ -58,18 +59,32 @@ def init_distributed(device_type: str) -> DistInfo:
     )
 
 
-def _destroy() -> None:
-    if dist.is_available() and dist.is_initialized():
+def finish_process(code: int, wait: bool = True) -> int:
+    """End a torchrun worker: wait for every rank (``wait``, on the success path), destroy the
+    process group, flush the output and leave with ``os._exit(code)``. Without torchrun it
+    returns ``code``.
+
+    Why not a plain return (or an atexit hook, as before): DistributedDataParallel keeps
+    references to the gloo process group, so destroying it does not stop gloo's worker
+    threads, and each still holds its last work item, whose captured thread-local state owns
+    Python objects. If a worker releases one after the interpreter has begun finalising (a
+    teardown from atexit wakes them up just then; on a busy machine they run late), its GIL
+    request ends the thread with pthread_exit, whose forced unwind through a noexcept
+    destructor calls std::terminate: "terminate called without an active exception",
+    SIGABRT, and torchrun reports the finished job as failed. Every file is already written
+    atomically and the group is destroyed while the interpreter is whole; ``os._exit`` then
+    skips the finalisation those threads would race with.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return code
+    try:
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
-
-
-def wait_for_all_ranks() -> None:
-    """A barrier on the success path, before the process exits: a rank that leaves (and tears
-    down its gloo group) while rank 0 still writes the report aborted now and then
-    ("terminate called without an active exception"). Not in the exit hook: after an error
-    the ranks must not wait for each other."""
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def broadcast_object(obj, info: DistInfo):
