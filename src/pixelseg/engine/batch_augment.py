@@ -6,7 +6,9 @@ nearest for masks, exposed pixels set to IGNORE_INDEX) and colour jitter with th
 as the per-sample CPU path (``pixelseg.data.transforms.colour_jitter``), so switching paths does
 not change what the model is trained on, only where the work runs. One difference: the CPU path
 warps before cropping, this one after (the crop happens in the loader), so with
-``data.crop_size`` the exposed corners fall inside the crop.
+``data.crop_size`` the exposed corners fall inside the crop. Photometric corruptions
+(``augment.corruptions``) come last, batched by ``engine.batch_corruptions`` (see there for
+which kinds match the CPU path exactly and how JPEG falls back to the CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from kornia.geometry.transform import get_rotation_matrix2d, warp_affine
 
 from ..constants import IGNORE_INDEX
 from ..data.transforms import AugmentParams
+from .batch_corruptions import BatchCorruptions
 
 _GRAY = (0.299, 0.587, 0.114)
 
@@ -38,6 +41,13 @@ class BatchAugment:
         self.p = params
         self.seed = seed
         self.gen = torch.Generator().manual_seed(seed)
+        self.corruptions = (
+            BatchCorruptions(
+                params.corruptions, params.corruption_p, params.corruption_max_severity
+            )
+            if params.corruptions
+            else None
+        )
 
     def set_epoch(self, epoch: int, rank: int = 0) -> None:
         self.gen.manual_seed((self.seed * 1_000_003 + epoch) * 65_537 + rank)
@@ -99,4 +109,7 @@ class BatchAugment:
             warped = warped.squeeze(1).round().to(masks.dtype)
             masks = torch.where(warped == 0, torch.full_like(warped, IGNORE_INDEX), warped - 1)
             masks = masks.clamp_(max=IGNORE_INDEX)  # an ignored pixel (255 + 1) stays ignored
-        return self._jitter(img), masks
+        img = self._jitter(img)
+        if self.corruptions is not None:
+            img = self.corruptions(img, self.gen)
+        return img, masks
