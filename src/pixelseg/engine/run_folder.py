@@ -145,6 +145,17 @@ def append_row(path: Path, row: dict) -> None:
     crash_point()
 
 
+def _committed_best(folder: Path) -> dict | None:
+    """The ``best`` sidecar of the last commit (that of a run from before commits recorded it:
+    ``best.json`` as it is)."""
+    last = read_sidecar(folder / "last.json") if (folder / "last.json").is_file() else {}
+    if "commit" in last:
+        best = last["commit"].get("best")
+    else:
+        best = read_sidecar(folder / "best.json") if (folder / "best.json").is_file() else None
+    return {k: v for k, v in best.items() if k != "_path"} if best else None
+
+
 def write_epoch(
     run_dir: Path,
     row: dict,
@@ -166,16 +177,13 @@ def write_epoch(
     """
     append_row(run_dir / "metrics.jsonl", row)
     folder = run_dir / "checkpoints"
-    previous = folder / "last.json"
     ema = write_checkpoint_files(folder, "ema", ema_model, meta) if ema_model is not None else None
     last = write_checkpoint_files(folder, "last", model, {**meta, "weights": "raw"}, optimizer)
     if improved:
-        best = write_checkpoint_files(folder, "best", ema_model or model, meta)
+        evaluated = ema_model if ema_model is not None else model
+        best = write_checkpoint_files(folder, "best", evaluated, meta)
     else:  # the best of the previous commit stays the best
-        best = (
-            (read_sidecar(previous).get("commit") or {}).get("best") if previous.is_file() else None
-        )
-        best = {k: v for k, v in best.items() if k != "_path"} if best else None
+        best = _committed_best(folder)
     last["commit"] = {"best": best, "ema": ema}
     if improved:
         write_sidecar(folder, "best", best)
