@@ -37,7 +37,7 @@ from ..data.sample import default_palette
 from .evaluation import resolution_note
 from .figures import figure_png, new_figure
 from .overfitting import analyse_history, curves_figure
-from .robustness import RobustnessResult, robustness_figure
+from .robustness import GROUPS, RobustnessResult, robustness_figure
 from .stability import reliability_figure
 
 _CSS = """
@@ -280,6 +280,10 @@ def _robustness_section(rob: dict) -> str:
         rel = result.relative(mean)
         rows.append([name] + [_pct(v) for v in vals] + [_pct(mean), _ratio(rel)])
     blank = [""] * len(result.severities)
+    groups = result.group_names()
+    for key, names in groups.items():
+        mean = result.group_mean(names)
+        rows.append([GROUPS[key]] + blank + [_pct(mean), _ratio(result.relative(mean))])
     rows.append(
         ["all corruptions"]
         + blank
@@ -291,9 +295,21 @@ def _robustness_section(rob: dict) -> str:
             "<h2>Robustness to corruptions</h2>",
             f"<p class='note'>mIoU (%) per corruption and severity over {result.num_samples} "
             "images; relative = corrupted / clean mIoU.</p>",
+            _groups_note(groups),
             _table(header, rows),
             _fig(robustness_figure(result), "robustness"),
         ]
+    )
+
+
+def _groups_note(groups: dict[str, list[str]]) -> str:
+    if not groups:
+        return ""
+    parts = [f"{GROUPS[k]}: {', '.join(v) or 'none'}" for k, v in groups.items()]
+    return (
+        "<p class='note'>The model was trained with corruptions (augment.corruptions). "
+        + html.escape("; ".join(parts))
+        + ". Geometric corruptions belong to neither group.</p>"
     )
 
 

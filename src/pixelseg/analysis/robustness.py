@@ -10,6 +10,12 @@ checkpoints or devices::
     print(result.table())
     result.plot(run_dir / "robustness" / "robustness.png")
 
+When the model was trained with corruptions (``augment.corruptions``), pass their names as
+``trained_corruptions``: the summary then also averages the corruptions seen in training and the
+photometric ones held out from it separately, so a gain on the held-out group is not just the
+model having memorised its training corruptions (geometric corruptions belong to neither group:
+rotation and scale are trained by the geometric augmentation).
+
 Each mIoU comes from one confusion matrix accumulated over the whole split (not an average of
 per-image scores); it averages the IoU of the classes present in the ground truth or the
 prediction. Pass ``miou_fn`` to use the project's metrics instead of the built-in reduction.
@@ -26,15 +32,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..config import read_yaml_mapping
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
-from .corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from .corruptions import CORRUPTIONS, GEOMETRIC, SEVERITIES, corrupt
 from .figures import new_figure, save_figure
 
 PredictFn = Callable[[list[np.ndarray]], Sequence[np.ndarray]]
 MiouFn = Callable[[np.ndarray], float]
 
 MIOU_DEFINITION = "mean IoU over classes present in the ground truth or the prediction"
+
+# Keys and labels of the groups of a split summary, in display order.
+GROUPS = {"seen_in_training": "seen in training", "held_out": "held out from training"}
 
 
 class LabelledSample(Protocol):
@@ -95,6 +105,8 @@ class RobustnessResult:
     num_samples: int = 0
     miou_definition: str = MIOU_DEFINITION
     extra: dict[str, Any] = field(default_factory=dict)
+    # Corruptions the model was trained with (augment.corruptions); None or empty: no split.
+    trained_corruptions: tuple[str, ...] | None = None
 
     def corruption_mean(self, name: str) -> float:
         """mIoU of one corruption averaged over severities."""
@@ -115,8 +127,44 @@ class RobustnessResult:
         """Mean corrupted mIoU / clean mIoU: 1 = unaffected, 0 = destroyed."""
         return self.relative(self.mean_corrupted_miou)
 
+    def group_names(self) -> dict[str, list[str]]:
+        """``{"seen_in_training": [...], "held_out": [...]}`` over the evaluated corruptions
+        (held out = photometric and not trained with); empty without trained corruptions."""
+        if not self.trained_corruptions:
+            return {}
+        trained = set(self.trained_corruptions)
+        return {
+            "seen_in_training": [n for n in self.miou if n in trained],
+            "held_out": [n for n in self.miou if n not in trained and n not in GEOMETRIC],
+        }
+
+    def group_mean(self, names: Iterable[str]) -> float:
+        """mIoU averaged over every severity of the corruptions ``names`` (NaN when none)."""
+        values = [v for n in names for v in self.miou[n]]
+        return float(np.mean(values)) if values else float("nan")
+
+    def _groups_dict(self) -> dict:
+        groups = {
+            key: {
+                "corruptions": names,
+                "mean_miou": _num(self.group_mean(names)),
+                "relative": _num(self.relative(self.group_mean(names))),
+            }
+            for key, names in self.group_names().items()
+        }
+        if not groups:
+            return {}
+        ungrouped = [n for n in self.miou if n in GEOMETRIC]
+        return {
+            "trained_corruptions": list(self.trained_corruptions or ()),
+            "groups": groups,
+            **({"ungrouped": ungrouped} if ungrouped else {}),
+        }
+
     def to_dict(self) -> dict:
-        """JSON-ready dict (NaN written as None); ``RobustnessResult.from_dict`` reverses it."""
+        """JSON-ready dict (NaN written as None); ``RobustnessResult.from_dict`` reverses it.
+        With trained corruptions it also holds ``trained_corruptions`` and ``groups``
+        (``seen_in_training`` and ``held_out``: their corruptions, mean mIoU and relative)."""
         return {
             "clean_miou": _num(self.clean_miou),
             "severities": list(self.severities),
@@ -130,6 +178,7 @@ class RobustnessResult:
             },
             "mean_corrupted_miou": _num(self.mean_corrupted_miou),
             "relative_robustness": _num(self.relative_robustness),
+            **self._groups_dict(),
             "num_samples": self.num_samples,
             "miou_definition": self.miou_definition,
             **({"extra": self.extra} if self.extra else {}),
@@ -144,6 +193,9 @@ class RobustnessResult:
             num_samples=int(d.get("num_samples", 0)),
             miou_definition=d.get("miou_definition", MIOU_DEFINITION),
             extra=dict(d.get("extra", {})),
+            trained_corruptions=tuple(d["trained_corruptions"])
+            if d.get("trained_corruptions")
+            else None,
         )
 
     def table(self, digits: int = 1) -> str:
@@ -159,6 +211,12 @@ class RobustnessResult:
             rel = _fmt(self.relative(mean), 3)
             lines.append(f"| {name} | {cells} | {_pct(mean, digits)} | {rel} |")
         blank = " | ".join("" for _ in self.severities)
+        for key, names in self.group_names().items():
+            mean = self.group_mean(names)
+            lines.append(
+                f"| **{GROUPS[key]}** ({', '.join(names) or 'none'}) | {blank} | "
+                f"{_pct(mean, digits)} | {_fmt(self.relative(mean), 3)} |"
+            )
         lines.append(
             f"| **all corruptions** | {blank} | {_pct(self.mean_corrupted_miou, digits)} | "
             f"{_fmt(self.relative_robustness, 3)} |"
@@ -200,6 +258,7 @@ def run_robustness(
     progress: bool = True,
     batch_size: int = 8,
     miou_fn: MiouFn = mean_iou,
+    trained_corruptions: Iterable[str] | None = None,
 ) -> RobustnessResult:
     """Evaluate ``predict_fn`` on ``samples`` clean and under each corruption x severity.
 
@@ -208,6 +267,8 @@ def run_robustness(
     samples: objects with ``.image`` (H, W, 3) uint8 and ``.mask`` (H, W) int, 255 = ignore.
     corruptions: names from ``CORRUPTIONS`` (default: all of them).
     miou_fn: reduces a (C, C) confusion matrix (rows = ground truth) to an mIoU in [0, 1].
+    trained_corruptions: the corruptions the model was trained with (``augment.corruptions``,
+        see ``trained_corruptions_of``); the summary then splits seen vs held-out corruptions.
 
     Randomness is seeded per (seed, corruption, severity, sample index), so a result does not
     depend on which other corruptions were run or in what order.
@@ -261,8 +322,24 @@ def run_robustness(
     finally:
         bar.close()
     return RobustnessResult(
-        clean_miou=clean, severities=severities, miou=table, num_samples=len(samples)
+        clean_miou=clean,
+        severities=severities,
+        miou=table,
+        num_samples=len(samples),
+        trained_corruptions=tuple(trained_corruptions) if trained_corruptions else None,
     )
+
+
+def trained_corruptions_of(run_dir: str | Path) -> tuple[str, ...]:
+    """``augment.corruptions`` of the run's ``config.yaml`` (empty when it has none, or when
+    augmentation was off so they were not applied)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return ()
+    augment = read_yaml_mapping(path, "run config", "a mapping of sections").get("augment") or {}
+    if augment.get("enabled", True) is False:
+        return ()
+    return tuple(augment.get("corruptions") or ())
 
 
 class _NoBar:

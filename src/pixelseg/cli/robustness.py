@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..analysis.corruptions import CORRUPTIONS
-from ..analysis.robustness import run_robustness
+from ..analysis.robustness import run_robustness, trained_corruptions_of
 from ..analysis.run_report import build_run_report
 from ..analysis.stability import prediction_consistency
 from ..data.formats import open_split
@@ -30,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--severities", default="1,2,3,4,5")
     p.add_argument("--max-images", type=int, help="evaluate on the first N images only")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--trained-corruptions",
+        help="comma-separated corruptions to report as seen in training (default: the run's "
+        "augment.corruptions; give another run's list to compare a baseline on the same groups)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
 
@@ -53,6 +58,17 @@ def run(args: argparse.Namespace) -> int:
             f"--severities {args.severities}: expected numbers like 1,3,5"
         ) from None
 
+    trained = (
+        tuple(args.trained_corruptions.split(","))
+        if args.trained_corruptions
+        else trained_corruptions_of(run_dir)
+    )
+    for name in trained:
+        if name not in CORRUPTIONS:
+            raise PixelsegError(
+                f"--trained-corruptions {name}: unknown; choose from {', '.join(CORRUPTIONS)}"
+            )
+
     def predict_fn(images):
         return [predictor.predict(im) for im in images]
 
@@ -64,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         severities,
         seed=args.seed,
         progress=not args.quiet,
+        trained_corruptions=trained,
     )
     consistency = prediction_consistency(predict_fn, [s.image for s in samples])
     out = run_dir / "robustness"
