@@ -3,7 +3,8 @@
 A deterministic 3-epoch run (EMA on; epoch 2 does not improve, so ``best`` is carried over a
 commit) is killed at every crash point of engine/faults.py in turn, inside and after each write
 (config, metrics row, every checkpoint file and sidecar, the clean-up), with ``os._exit(137)``
-in a forked process: no clean-up runs, as with kill -9. Each is then resumed (or, killed before
+in a forked process: no clean-up runs, as with kill -9 (every 7th is killed again while it
+resumes). Each is then resumed (or, killed before
 its config.yaml, started again under the same name) and compared bit for bit with an
 uninterrupted run: last, EMA and best weights, optimizer tensors and state, sidecars and
 metrics.jsonl (time fields aside), and the files left in checkpoints/.
@@ -136,7 +137,7 @@ def test_a_run_killed_anywhere_resumes_bit_for_bit(make_cfg, scripted, tmp_path)
     reference = snapshot(tmp_path / "runs" / "ref")
     assert reference["sidecars"]["best"]["epoch"] == 3 and reference["metrics"][2]["epoch"] == 3
 
-    points, ahead, resumed_from_scratch = 0, 0, 0
+    points, ahead, resumed_from_scratch, twice = 0, 0, 0, 0
     for n in range(1, 200):
         name = f"k{n}"
         code = in_child(train(name), crash_at=n)
@@ -152,7 +153,14 @@ def test_a_run_killed_anywhere_resumes_bit_for_bit(make_cfg, scripted, tmp_path)
                 last_epoch = json.loads((ck / "last.json").read_text())["epoch"]
                 ahead += json.loads((ck / "best.json").read_text())["epoch"] > last_epoch
         resumed_from_scratch += not (ck / "last.json").is_file()
+        if n % 7 == 0:  # the resume is killed too (in restoring the commit or its first writes)
+            code = in_child(resume(name), crash_at=3)
+            assert code in (0, 137), f"resume after crash point {n}: exit {code}"
+            twice += code == 137
         assert in_child(resume(name)) == 0, f"resume after crash point {n} failed"
         assert_identical(snapshot(run), reference, f"crash point {n}")
-    print(f"{points} crash points, each resumed bit for bit ({ahead} with best.json ahead)")
-    assert points >= 40 and ahead >= 2 and resumed_from_scratch >= 5
+    print(
+        f"{points} crash points, each resumed bit for bit ({ahead} with best.json ahead, "
+        f"{resumed_from_scratch} before the first checkpoint, {twice} killed again in the resume)"
+    )
+    assert points >= 40 and ahead >= 2 and resumed_from_scratch >= 5 and twice >= 4
