@@ -23,6 +23,7 @@ under the user cache folder (``default_cache_dir``), never inside the dataset.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -42,7 +43,7 @@ from .imageio import MAX_PIXELS, atomic_write_bytes
 if TYPE_CHECKING:  # source.py imports this module
     from .source import Item
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 ORIENTATION_TAG = 0x0112
 SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that turn the image by 90 degrees
 
@@ -89,15 +90,22 @@ class MaskFacts:
     mode: str = ""  # of the mask file; "" when the label map is not an image file (COCO)
     orientation: int = 1
 
+    @functools.cached_property
+    def _range(self) -> tuple[int, int]:
+        labels = [v for v in self.counts if v != IGNORE_INDEX]
+        return (min(labels), max(labels)) if labels else (0, -1)
+
     @property
     def high(self) -> int:
         """The largest label other than the ignore index (-1 when every pixel is ignored)."""
-        return max((v for v in self.counts if v != IGNORE_INDEX), default=-1)
+        return self._range[1]
 
     def bad_values(self, num_classes: int) -> list[int]:
         """Values that are neither a class id nor IGNORE_INDEX, sorted."""
-        bad = [v for v in self.counts if not 0 <= v < num_classes and v != IGNORE_INDEX]
-        return sorted(bad) if bad else bad
+        low, high = self._range
+        if low >= 0 and high < num_classes:
+            return []
+        return sorted(v for v in self.counts if not 0 <= v < num_classes and v != IGNORE_INDEX)
 
 
 def value_counts(mask: np.ndarray) -> dict[int, int]:
@@ -183,7 +191,8 @@ class FileFacts:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.images: dict[str, list] = {}  # image path -> [size, mtime_ns, *ImageFacts]
-        # image path -> [mask size, mask mtime_ns, h, w, mode, orientation, [[value, pixels]]]
+        # image path -> [mask size, mask mtime_ns, h, w, mode, orientation, value, pixels, ...]:
+        # flat lists, one per file (100k nested lists would make every garbage collection slow)
         self.masks: dict[str, list] = {}
         self.dirty = False
         try:
@@ -236,10 +245,11 @@ class FileFacts:
 
     def mask(self, item: Item) -> MaskFacts | None:
         record = self.masks.get(str(item.image))
-        if item.mask is not None and record is not None and record[:2] == _stamp(item.mask):
-            h, w, mode, orientation, counts = record[2:]
-            return MaskFacts(h, w, {int(v): int(c) for v, c in counts}, mode, orientation)
-        return None
+        if item.mask is None or record is None or record[:2] != _stamp(item.mask):
+            return None
+        h, w, mode, orientation = record[2:6]
+        counts = record[6:]  # value, pixels, value, pixels, ...
+        return MaskFacts(h, w, dict(zip(counts[::2], counts[1::2])), mode, orientation)
 
     def mask_facts(
         self, item: Item, decode: Callable[[Item], np.ndarray], header: bool = True
@@ -260,9 +270,9 @@ class FileFacts:
             head.orientation if head else 1,
         )
         if stamp is not None:
-            counts = [[v, c] for v, c in facts.counts.items()]
+            counts = [x for pair in facts.counts.items() for x in pair]
             self.masks[str(item.image)] = [*stamp, facts.height, facts.width, facts.mode,
-                                           facts.orientation, counts]  # fmt: skip
+                                           facts.orientation, *counts]  # fmt: skip
             self.dirty = True
         return facts
 

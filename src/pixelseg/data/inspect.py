@@ -28,8 +28,8 @@ and ``mask_size(item) -> (H, W)`` for label maps that are not image files (COCO)
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -56,13 +56,23 @@ MAX_LABEL_COLOURS = 256  # an RGB mask with at most this many colours looks colo
 SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemReport:
+    """What the inspection found. Clean items hold empty tuples, not lists: 100k reports with
+    two lists each would make every garbage collection of a start-up traverse 200k more."""
+
     item: Item
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
+    problems: list[Problem] | tuple = ()
+    warnings: list[Problem] | tuple = ()
     size: tuple[int, int] | None = None  # image (H, W) as read (upright)
     counts: dict[int, int] | None = None  # full level: mask value -> pixels
+
+    def problem(self, path: Path, message: str) -> None:
+        self.problems = [*self.problems, (path, message)]
+
+    def warn(self, path: Path, messages: list[str]) -> None:
+        if messages:
+            self.warnings = [*self.warnings, *((path, m) for m in messages)]
 
 
 @dataclass
@@ -77,6 +87,8 @@ class SplitInspection:
 
 
 def _image_warnings(h: ImageFacts) -> list[str]:
+    if h.mode == "RGB" and not h.alpha and h.orientation == 1:
+        return []  # the common case, quickly: 100k items are inspected at every start
     out = []
     if h.mode in SIXTEEN_BIT:
         out.append(
@@ -147,10 +159,10 @@ def _image(facts: FileFacts, item: Item, level: str, res: ItemReport) -> ImageFa
             img = facts.image_facts(item.image, verified=True)
     except BadFile as e:
         msg = "image file not found" if e.message == "file not found" else e.message
-        res.problems.append((e.path, msg))
+        res.problem(e.path, msg)
         return None
     res.size = img.upright
-    res.warnings += [(item.image, w) for w in _image_warnings(img)]
+    res.warn(item.image, _image_warnings(img))
     return img
 
 
@@ -159,7 +171,7 @@ def _mask_size(source, facts: FileFacts, item: Item, level: str, res: ItemReport
     sized = getattr(source, "mask_size", None)  # label maps that are not image files
     known = facts.mask(item)
     if known is None and sized is None and not item.mask.is_file():
-        res.problems.append((item.image, f"image has no mask (expected {item.mask})"))
+        res.problem(item.image, f"image has no mask (expected {item.mask})")
         return None
     mask_path = item.image if sized else item.mask
     try:
@@ -171,19 +183,19 @@ def _mask_size(source, facts: FileFacts, item: Item, level: str, res: ItemReport
             head = facts.image_facts(item.mask, verified=False)
             if _missing_end_marker(item.mask, head.format):
                 facts.image_facts(item.mask, verified=True)
-            res.warnings += [(item.mask, w) for w in _mask_warnings(item.mask, head.orientation)]
+            res.warn(item.mask, _mask_warnings(item.mask, head.orientation))
             return head.height, head.width
     except BadFile as e:
-        res.problems.append((e.path, e.message))
+        res.problem(e.path, e.message)
         return None
     except PixelsegError as e:
         msg = _strip(str(e), mask_path)
         if sized is None and msg.startswith("mask is a colour (RGB) image"):
             msg = f"{_colour_summary(item.mask)}: {msg}"
-        res.problems.append((mask_path, msg))
+        res.problem(mask_path, msg)
         return None
     if sized is None:
-        res.warnings += [(item.mask, w) for w in _mask_warnings(item.mask, known.orientation)]
+        res.warn(item.mask, _mask_warnings(item.mask, known.orientation))
     if level == "full":
         res.counts = known.counts
         n = source.classes.num_classes
@@ -191,11 +203,9 @@ def _mask_size(source, facts: FileFacts, item: Item, level: str, res: ItemReport
         if bad:
             pixels = sum(known.counts[v] for v in bad)
             msg = f"{label_values_message(bad, n)} ({pixels:,} pixels)"
-            res.problems.append((mask_path, msg))
-        if set(known.counts) == {IGNORE_INDEX}:
-            res.warnings.append(
-                (mask_path, f"mask has no labelled pixel (all {IGNORE_INDEX} = ignore)")
-            )
+            res.problem(mask_path, msg)
+        if len(known.counts) == 1 and IGNORE_INDEX in known.counts:
+            res.warn(mask_path, [f"mask has no labelled pixel (all {IGNORE_INDEX} = ignore)"])
     return known.height, known.width
 
 
@@ -220,7 +230,7 @@ def inspect_item(
                 "pixels: rotate the mask or remove the image's EXIF orientation tag"
             )
         sized = getattr(source, "mask_size", None)
-        res.problems.append((item.image if sized else item.mask, msg))
+        res.problem(item.image if sized else item.mask, msg)
     return res
 
 
@@ -244,26 +254,27 @@ def inspect_split(
         desc or f"checking {source.split} data",
     )
     facts.save()
-    by_image = {r.item.image: r for r in reports}
     layout = []
     layout_problems = getattr(source, "layout_problems", None)
-    for path, msg in layout_problems() if layout_problems else []:
+    found = layout_problems() if layout_problems else []
+    by_image = {r.item.image: r for r in reports} if found else {}
+    for path, msg in found:
         if Path(path) in by_image:
-            by_image[Path(path)].problems.append((Path(path), msg))
+            by_image[Path(path)].problem(Path(path), msg)
         else:
             layout.append((Path(path), msg))
+    names = Counter(r.item.name for r in reports)  # no list per item: see ItemReport
     by_name: dict[str, list[ItemReport]] = defaultdict(list)
     for r in reports:
-        by_name[r.item.name].append(r)
+        if names[r.item.name] > 1:
+            by_name[r.item.name].append(r)
     for name, same in by_name.items():
-        if len(same) > 1:
+        if same:
             files = ", ".join(r.item.image.name for r in same)
             for r in same:
-                r.problems.append(
-                    (
-                        r.item.image,
-                        f"duplicate name {name!r} in {source.split}: {files} have the same "
-                        "name, so the pairing with masks is ambiguous",
-                    )
+                r.problem(
+                    r.item.image,
+                    f"duplicate name {name!r} in {source.split}: {files} have the same "
+                    "name, so the pairing with masks is ambiguous",
                 )
     return SplitInspection(source, reports, layout)
