@@ -324,3 +324,20 @@ def test_cli_train_skip_bad_lists_layout_problems_in_skipped_txt(mask_folder_roo
     skipped = (tmp_path / "runs" / "s" / "skipped.txt").read_text()
     for name in ("stray.png", "train0.jpg", "train0.png", "twin.png"):
         assert name in skipped
+
+
+def test_fast_check_of_a_mask_folder_decodes_no_mask_for_its_classes(mask_folder_root, monkeypatch):
+    """Without a classes file the reader infers the classes from the training masks, lazily:
+    the fast check, which needs no class table, decodes nothing."""
+    from pixelseg.data.readers import mask_folder
+
+    def no_decoding(*a, **k):
+        raise AssertionError("the fast check must not decode masks")
+
+    monkeypatch.setattr(mask_folder, "read_mask", no_decoding)
+    report = check_dataset(mask_folder_root, full=False)
+    assert report.ok and report.classes is None
+    assert report.splits["train"].sizes == {(24, 32): 2}
+    monkeypatch.undo()
+    full = check_dataset(mask_folder_root)
+    assert full.classes.names == ["class_0", "class_1", "class_2"]
