@@ -50,8 +50,8 @@ Problem = tuple[Path, str]
 
 def _by_stem(paths: list[Path]) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
-    for p in paths:
-        out.setdefault(p.stem, []).append(p)
+    for p in paths:  # os.path on the string: Path.stem costs seconds on 100k files
+        out.setdefault(os.path.splitext(os.path.basename(str(p)))[0], []).append(p)
     return out
 
 
