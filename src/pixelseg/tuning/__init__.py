@@ -1,6 +1,7 @@
 """Tuning and self-configuration.
 
     space.py        the search space of ``pixelseg tune`` and its YAML format
+    options.py      TuneOptions, TuneSummary and one trial's configuration
     study.py        the Optuna study runner: sampling, pruning, shared storage, trial budget
     outputs.py      best.yaml, trials.csv, optimisation history and importance plots
     fingerprint.py  what a dataset and the hardware look like (cheaply)

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..data.imageio import atomic_write_bytes, atomic_write_text
 from . import require_optuna
+from .options import TuneSummary, trial_config
 
 
 def _note(t) -> str:
@@ -65,8 +66,6 @@ def trials_csv(trials: list) -> str:
 
 def best_yaml(study, opts) -> tuple[str, Any] | None:
     """The best completed trial's configuration as YAML, or None when none completed."""
-    from .study import trial_config
-
     done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not done:
         return None
@@ -134,8 +133,6 @@ def importances_png(importances: dict[str, float], title: str) -> bytes:
 
 def write_outputs(study, opts, log: Callable[..., None] = print):
     """Write every file listed in the module docstring; return a TuneSummary."""
-    from .study import TuneSummary
-
     optuna = require_optuna()
     out = opts.study_dir
     trials = study.get_trials(deepcopy=False)

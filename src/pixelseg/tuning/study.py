@@ -29,92 +29,34 @@ import socket
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from ..config import RunConfig, load_config
 from ..errors import PixelsegError
 from . import require_optuna
+from .options import TuneOptions, TuneSummary, trial_config
+from .outputs import write_outputs
 from .space import LOCAL, SearchSpace, default_space, local_space
 
 PRUNERS = ("median", "halving", "none")
 MAX_CONSECUTIVE_FAILURES = 5
 
 
-@dataclass
-class TuneOptions:
-    data: str | None = None
-    trials: int = 20
-    out: str = "tune"
-    study: str = "study"
-    storage: str | None = None  # default: sqlite:///<out>/<study>/study.db
-    # A SearchSpace, LOCAL ("local": around the base configuration, see local_space), or
-    # None for default_space().
-    space: SearchSpace | str | None = None
-    epochs_per_trial: int = 5
-    minutes_per_trial: float | None = None
-    timeout: float | None = None  # seconds for this worker; no new trial starts after it
-    pruner: str = "median"
-    seed: int = 0
-    config: str | None = None  # base configuration file
-    overrides: list[str] = field(default_factory=list)  # base key=value overrides
-    verbose: bool = False  # the trainer's own log lines
-    enqueue_base: bool = True  # the first trial of a new study is the base configuration
-
-    @property
-    def study_dir(self) -> Path:
-        return Path(self.out) / self.study
-
-    def base_overrides(self) -> list[str]:
-        return ([f"data.root={self.data}"] if self.data else []) + list(self.overrides)
-
-
-@dataclass
-class TuneSummary:
-    study_dir: Path
-    counts: dict[str, int]
-    best_number: int | None
-    best_value: float | None
-    files: list[Path]
-    notes: list[str]
-
-
 class _TimeUp(Exception):
     """Raised from the epoch callback when a trial has used its minutes."""
 
 
-class _FileLock:
-    """An exclusive lock on a file (POSIX flock); a no-op where flock does not exist."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path, self._fd = path, None
+class _NoLock(contextlib.nullcontext):
+    """Stands in for the file lock where the storage is a database server (no shared folder)."""
 
     def acquire(self) -> None:
-        if self.path is None or self._fd is not None:
-            return
-        try:
-            import fcntl
-        except ImportError:  # Windows: SQLite's own locking (and its timeout) is all there is
-            return
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        pass
 
     def release(self) -> None:
-        if self._fd is None:
-            return
-        import fcntl
-
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
-
-    def __enter__(self) -> _FileLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
+        pass
 
 
 def storage_url(opts: TuneOptions) -> str:
@@ -183,21 +125,6 @@ def counts_toward_budget(trial) -> bool:
     return state == "FAIL" and "error" in trial.user_attrs
 
 
-def trial_config(opts: TuneOptions, sampled: list[str], number: int | None = None) -> RunConfig:
-    """Base configuration <- the trial's choices; with ``number``, the trial's run settings
-    (folder, epochs), else the base's (for best.yaml). Base model knobs that the sampled model
-    does not have are dropped: a base ``model.width=8`` cannot apply to ReNet."""
-    from ..models import get_entry
-
-    cfg = load_config(opts.config, opts.base_overrides() + sampled)
-    has = get_entry(cfg.model.name).knobs()
-    cfg.model.knobs = {k: v for k, v in cfg.model.knobs.items() if k in has}
-    if number is not None:
-        cfg.name, cfg.out_dir = f"trial-{number}", str(opts.study_dir / "trials")
-        cfg.train.epochs = opts.epochs_per_trial
-    return cfg
-
-
 def check_options(opts: TuneOptions) -> RunConfig:
     """Everything that can be wrong with the user's input, before any trial runs."""
     from ..data.pipeline import open_train_val
@@ -232,7 +159,7 @@ def resolve_space(opts: TuneOptions, base: RunConfig) -> SearchSpace:
     return opts.space or default_space()
 
 
-def open_study(opts: TuneOptions, lock: _FileLock):
+def open_study(opts: TuneOptions, lock: FileLock | _NoLock):
     optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own one line per trial instead
     opts.study_dir.mkdir(parents=True, exist_ok=True)
@@ -280,7 +207,9 @@ class _EpochReporter:
             raise _TimeUp(f"stopped after epoch {epoch}: {self.minutes:g} min per trial used")
 
 
-def _objective(opts: TuneOptions, space: SearchSpace, lock: _FileLock, log: Callable) -> Callable:
+def _objective(
+    opts: TuneOptions, space: SearchSpace, lock: FileLock | _NoLock, log: Callable
+) -> Callable:
     from ..engine.trainer import train
 
     optuna = require_optuna()
@@ -331,13 +260,13 @@ def _skip_if_over_budget(opts: TuneOptions, study, trial) -> bool:
 def run_study(opts: TuneOptions, log: Callable[..., None] = print) -> TuneSummary:
     """Run trials until the study has ``opts.trials`` (see the module docstring); write the
     outputs (outputs.py) when this worker stops, also on Ctrl-C."""
-    from .outputs import write_outputs
-
     require_optuna()  # before any work: a missing optuna is the first thing to say
     base = check_options(opts)
     space = resolve_space(opts, base)
     sqlite = storage_url(opts).startswith("sqlite")
-    lock = _FileLock(opts.study_dir / ".tune.lock" if sqlite else None)
+    # The lock is re-entrant in filelock; here it is only ever taken once, and release() of a
+    # lock not held is a no-op, as the loop below relies on.
+    lock = FileLock(opts.study_dir / ".tune.lock") if sqlite else _NoLock()
     study = open_study(opts, lock)
     log(
         f"study {opts.study!r} in {opts.study_dir} (storage {storage_url(opts)}); "

@@ -1,0 +1,63 @@
+"""What a study is asked to do (TuneOptions), what it reports (TuneSummary), and how one
+trial's configuration is made from them: shared by study.py and outputs.py, so neither needs
+the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import RunConfig, load_config
+from ..models import get_entry
+from .space import SearchSpace
+
+
+@dataclass
+class TuneOptions:
+    data: str | None = None
+    trials: int = 20
+    out: str = "tune"
+    study: str = "study"
+    storage: str | None = None  # default: sqlite:///<out>/<study>/study.db
+    # A SearchSpace, LOCAL ("local": around the base configuration, see local_space), or
+    # None for default_space().
+    space: SearchSpace | str | None = None
+    epochs_per_trial: int = 5
+    minutes_per_trial: float | None = None
+    timeout: float | None = None  # seconds for this worker; no new trial starts after it
+    pruner: str = "median"
+    seed: int = 0
+    config: str | None = None  # base configuration file
+    overrides: list[str] = field(default_factory=list)  # base key=value overrides
+    verbose: bool = False  # the trainer's own log lines
+    enqueue_base: bool = True  # the first trial of a new study is the base configuration
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.out) / self.study
+
+    def base_overrides(self) -> list[str]:
+        return ([f"data.root={self.data}"] if self.data else []) + list(self.overrides)
+
+
+@dataclass
+class TuneSummary:
+    study_dir: Path
+    counts: dict[str, int]
+    best_number: int | None
+    best_value: float | None
+    files: list[Path]
+    notes: list[str]
+
+
+def trial_config(opts: TuneOptions, sampled: list[str], number: int | None = None) -> RunConfig:
+    """Base configuration <- the trial's choices; with ``number``, the trial's run settings
+    (folder, epochs), else the base's (for best.yaml). Base model knobs that the sampled model
+    does not have are dropped: a base ``model.width=8`` cannot apply to ReNet."""
+    cfg = load_config(opts.config, opts.base_overrides() + sampled)
+    has = get_entry(cfg.model.name).knobs()
+    cfg.model.knobs = {k: v for k, v in cfg.model.knobs.items() if k in has}
+    if number is not None:
+        cfg.name, cfg.out_dir = f"trial-{number}", str(opts.study_dir / "trials")
+        cfg.train.epochs = opts.epochs_per_trial
+    return cfg
