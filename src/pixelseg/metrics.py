@@ -56,7 +56,7 @@ class ConfusionMatrix:
         present = (gt + pred) > 0
         return {
             "pixel_accuracy": float(tp.sum() / total) if total else 0.0,
-            "mean_iou": float(np.mean(iou[present])) if present.any() else 0.0,
+            "mean_iou": mean_iou(m),
             "mean_f1": float(np.mean(f1[present])) if present.any() else 0.0,
             "mean_accuracy": float(np.nanmean(recall)) if (gt > 0).any() else 0.0,
             "classes_averaged": [int(i) for i in np.flatnonzero(present)],
@@ -69,6 +69,22 @@ class ConfusionMatrix:
             },
             "confusion_matrix": m.astype(np.int64).tolist(),
         }
+
+
+def mean_iou(conf: np.ndarray) -> float:
+    """mIoU of a (C, C) confusion matrix (rows = ground truth) over the classes present in the
+    ground truth or the prediction; 0.0 when no pixel was counted.
+
+    >>> mean_iou(np.array([[2, 0, 0], [1, 1, 0], [0, 0, 0]]))  # class 2 absent: (2/3 + 1/2) / 2
+    0.5833333333333333
+    """
+    conf = np.asarray(conf, dtype=np.float64)
+    tp = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - tp
+    present = union > 0
+    if not present.any():
+        return 0.0
+    return float((tp[present] / union[present]).mean())
 
 
 def _nan_to_none(a: np.ndarray) -> list[float | None]:

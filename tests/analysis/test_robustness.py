@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pixelseg.analysis import robustness
 from pixelseg.analysis.corruptions import CORRUPTIONS, GEOMETRIC
@@ -18,6 +19,7 @@ from pixelseg.analysis.robustness import (
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data.sample import Sample
 from pixelseg.errors import PixelsegError
+from pixelseg.metrics import ConfusionMatrix
 
 PALETTE = np.array([[100, 100, 100], [156, 156, 156]], np.uint8)  # close: noise confuses
 PHOTOMETRIC = [n for n in CORRUPTIONS if n not in GEOMETRIC]
@@ -162,7 +164,23 @@ def test_confusion_matrix_and_mean_iou():
     np.testing.assert_array_equal(conf, [[1, 1, 0], [0, 2, 0], [1, 0, 0]])
     # IoU: class 0 = 1/3, class 1 = 2/3, class 2 = 0/1
     assert mean_iou(conf) == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
-    assert np.isnan(mean_iou(np.zeros((2, 2))))
+    # The same reduction as every other mIoU of the project: nothing counted is 0.0, not NaN.
+    assert mean_iou(np.zeros((2, 2))) == 0.0
+    cm = ConfusionMatrix(3)
+    cm.update(torch.from_numpy(pred), torch.from_numpy(gt))
+    np.testing.assert_array_equal(cm.mat.numpy(), conf)
+    assert mean_iou(conf) == cm.compute()["mean_iou"]
+
+
+def test_a_split_without_a_labelled_pixel_scores_0_like_metrics():
+    samples = make_samples()
+    for s in samples:
+        s.mask[:] = IGNORE_INDEX
+    result = run_robustness(
+        by_colour, samples, 2, corruptions=["jpeg"], severities=(2,), progress=False
+    )
+    assert result.clean_miou == 0.0 and result.miou == {"jpeg": [0.0]}
+    assert ConfusionMatrix(2).compute()["mean_iou"] == 0.0
 
 
 def test_errors():

@@ -17,8 +17,9 @@ model having memorised its training corruptions (geometric corruptions belong to
 rotation and scale are trained by the geometric augmentation).
 
 Each mIoU comes from one confusion matrix accumulated over the whole split (not an average of
-per-image scores); it averages the IoU of the classes present in the ground truth or the
-prediction. Pass ``miou_fn`` to use the project's metrics instead of the built-in reduction.
+per-image scores), the project's ``metrics.ConfusionMatrix``; by default it is reduced by
+``metrics.mean_iou`` like every other mIoU (the classes present in the ground truth or the
+prediction; 0.0 when no pixel counted). Pass ``miou_fn`` for another reduction.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from ..config import read_yaml_mapping
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
+from ..metrics import ConfusionMatrix, mean_iou
 from .corruptions import CORRUPTIONS, GEOMETRIC, SEVERITIES, corrupt
 from .figures import new_figure, save_figure
 
@@ -61,38 +65,26 @@ def per_image(fn: Callable[[np.ndarray], np.ndarray]) -> PredictFn:
     return batched
 
 
-def confusion_matrix(
-    pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX
-) -> np.ndarray:
-    """(num_classes, num_classes) int64 counts, rows = ground truth, columns = prediction.
+def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts, rows = ground truth, columns = prediction, from
+    the project's one ConfusionMatrix (``metrics.py``).
 
-    Pixels whose ground truth is ``ignore_index`` (or outside ``0..num_classes-1``) are skipped.
+    Pixels whose ground truth is IGNORE_INDEX (or outside ``0..num_classes-1``) are skipped.
     """
+    cm = ConfusionMatrix(num_classes)
+    _accumulate(cm, pred, gt)
+    return cm.mat.numpy()
+
+
+def _accumulate(cm: ConfusionMatrix, pred: np.ndarray, gt: np.ndarray) -> None:
     pred = np.asarray(pred).astype(np.int64, copy=False).ravel()
     gt = np.asarray(gt).astype(np.int64, copy=False).ravel()
     if pred.shape != gt.shape:
         raise ValueError(f"prediction has {pred.size} pixels, ground truth {gt.size}")
-    keep = (gt != ignore_index) & (gt >= 0) & (gt < num_classes)
-    pred, gt = pred[keep], gt[keep]
-    if pred.size and (pred.min() < 0 or pred.max() >= num_classes):
-        raise ValueError(f"predicted class ids must be in 0..{num_classes - 1}")
-    counts = np.bincount(gt * num_classes + pred, minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes)
-
-
-def mean_iou(conf: np.ndarray) -> float:
-    """mIoU of a confusion matrix over the classes present in ground truth or prediction.
-
-    >>> mean_iou(np.array([[2, 0, 0], [1, 1, 0], [0, 0, 0]]))  # class 2 absent: (2/3 + 1/2) / 2
-    0.5833333333333333
-    """
-    conf = np.asarray(conf, dtype=np.float64)
-    tp = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - tp
-    present = union > 0
-    if not present.any():
-        return float("nan")
-    return float((tp[present] / union[present]).mean())
+    counted = pred[(gt != IGNORE_INDEX) & (gt >= 0) & (gt < cm.num_classes)]
+    if counted.size and (counted.min() < 0 or counted.max() >= cm.num_classes):
+        raise ValueError(f"predicted class ids must be in 0..{cm.num_classes - 1}")
+    cm.update(torch.from_numpy(pred), torch.from_numpy(gt))
 
 
 @dataclass
@@ -289,7 +281,7 @@ def run_robustness(
     bar = _progress_bar((1 + len(names) * len(severities)) * len(samples), progress)
 
     def evaluate(transform: Callable[[int, LabelledSample], tuple[np.ndarray, np.ndarray]]):
-        conf = np.zeros((num_classes, num_classes), dtype=np.int64)
+        cm = ConfusionMatrix(num_classes)
         for start in range(0, len(samples), batch_size):
             pairs = [
                 transform(i, samples[i])
@@ -303,9 +295,9 @@ def run_robustness(
                     raise ValueError(
                         f"predict_fn returned a {np.shape(pred)} map for a {image.shape[:2]} image"
                     )
-                conf += confusion_matrix(pred, mask, num_classes)
+                _accumulate(cm, pred, mask)
             bar.update(len(pairs))
-        return float(miou_fn(conf))
+        return float(miou_fn(cm.mat.numpy()))
 
     try:
         clean = evaluate(lambda i, s: (np.asarray(s.image), np.asarray(s.mask)))
@@ -342,20 +334,8 @@ def trained_corruptions_of(run_dir: str | Path) -> tuple[str, ...]:
     return tuple(augment.get("corruptions") or ())
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="robustness", unit="img")
+def _progress_bar(total: int, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc="robustness", unit="img", disable=not enabled)
 
 
 def _num(v: float) -> float | None:
