@@ -82,6 +82,9 @@ class TrainConfig:
     clip_grad_norm: float = 0.0  # max global L2 norm of the gradients; 0 = off
     ema_decay: float = 0.0  # EMA of the weights (e.g. 0.999), evaluated and saved as best; 0 = off
     early_stop_patience: int = 0  # stop after this many epochs without a better val mIoU; 0 = off
+    # Wall-time budget: epochs are re-fitted after each one so the run (set-up, epochs and the
+    # final evaluation) takes this long; train.epochs is then only the first guess.
+    time_budget_minutes: float | None = None
     nan_rollback: bool = False  # on NaN/inf loss: roll back to the last epoch's state, halve the lr
     nan_max_retries: int = 3  # rollbacks allowed per run before giving up with an error
     compile: bool = False  # torch.compile the model (slow first steps; pays off on long GPU runs)
@@ -292,6 +295,11 @@ def _validate_train_engine(t: TrainConfig) -> None:
     if not 0 <= t.ema_decay < 1:
         raise PixelsegError(
             f"train.ema_decay: must be in [0, 1) (0 = off; typical 0.999), got {t.ema_decay}"
+        )
+    if t.time_budget_minutes is not None and not t.time_budget_minutes > 0:
+        raise PixelsegError(
+            f"train.time_budget_minutes: must be a positive number of minutes, got "
+            f"{t.time_budget_minutes}"
         )
     if t.early_stop_patience < 0:
         raise PixelsegError(

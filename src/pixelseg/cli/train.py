@@ -25,6 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        help="wall-time budget of the whole run: epochs are fitted to it as they are measured "
+        "(sets train.time_budget_minutes; a planned run defaults to 30 on a CPU, 60 on a GPU)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--deterministic", action="store_true", help="bit-for-bit reproducible run")
@@ -62,6 +68,7 @@ def cli_overrides(args: argparse.Namespace) -> list[str]:
         ("epochs", "train.epochs"),
         ("batch_size", "train.batch_size"),
         ("lr", "train.lr"),
+        ("budget_minutes", "train.time_budget_minutes"),
         ("seed", "train.seed"),
         ("device", "train.device"),
     ]:

@@ -22,6 +22,7 @@ from ..data.pipeline import open_train_val
 from ..data.transforms import Normalizer
 from ..errors import PixelsegError
 from ..models import create_model
+from .budget import TimeBudget, end_of_run_seconds
 from .checkpoint import load_checkpoint, load_optimizer_state
 from .device import autocast, configure_threads, maybe_compile, memory_format, pick_device
 from .distributed import (
@@ -85,6 +86,9 @@ class Trainer:
         it may raise to stop training (a tuner pruning a trial)."""
         self.cfg, self.progress, self.on_epoch = cfg, progress, on_epoch
         t = cfg.train
+        minutes = t.time_budget_minutes
+        self.budget = TimeBudget(60.0 * minutes) if minutes else None  # the clock starts here
+        self.planned_epochs = t.epochs  # a time budget re-fits it after every epoch
         self.dist: DistInfo = init_distributed(pick_device(t.device).type)
         self.log = log if self.dist.is_main else (lambda *a, **k: None)
         self.device = pick_device(t.device, self.dist.local_rank)
@@ -128,6 +132,8 @@ class Trainer:
             self.start_epoch = resume_meta["epoch"] + 1
             self.best_miou, self.best_epoch = resume_meta["best_miou"], resume_meta["best_epoch"]
             self.guard.lr_scale = resume_meta.get("lr_scale", 1.0)
+            if self.budget is not None:  # continue the schedule the budget had laid out
+                self.planned_epochs = resume_meta.get("planned_epochs", t.epochs)
         self.ddp_model: nn.Module = self.model
         if self.dist.enabled:  # DDP broadcasts rank 0's weights here: every rank starts equal
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -156,7 +162,7 @@ class Trainer:
             raise PixelsegError(f"{cfg.data.root}: the training split has no batches")
         self.steps_per_epoch = steps  # loader batches (micro-batches)
         self.optim_steps_per_epoch = -(-steps // t.accumulate)
-        self.total_steps = self.optim_steps_per_epoch * t.epochs
+        self.total_steps = self.optim_steps_per_epoch * self.planned_epochs
         self.warmup_steps = int(t.warmup_epochs * self.optim_steps_per_epoch)
 
         # 3. The run folder (rank 0 creates it; everyone learns its name or its error).
@@ -182,6 +188,7 @@ class Trainer:
             "metrics": {k: v for k, v in row.items() if k != "epoch"},
             "ema_updates": self.ema.updates if self.ema else 0,
             "weights": "ema" if self.ema else "raw",
+            "planned_epochs": self.planned_epochs,
         }
 
     def _to_device(self, images: torch.Tensor, masks: torch.Tensor):
@@ -308,6 +315,20 @@ class Trainer:
             except NonFiniteLoss as err:
                 self.guard.handle(err, self.model, self.optimizer, self.ema, self.log)
 
+    def _refit_epochs(self, epoch: int, epoch_seconds: float, val_seconds: float) -> None:
+        """Set the planned epochs (and with them the lr schedule) to what the budget allows."""
+        self.budget.record(epoch_seconds)
+        end = end_of_run_seconds(val_seconds, len(self.val_source), len(self.train_source))
+        fit = self.budget.epochs_that_fit(epoch, end)
+        if fit != self.planned_epochs:
+            self.log(
+                f"time budget: {fit} epochs fit (epoch {epoch_seconds:.0f} s, final evaluation "
+                f"~{end:.0f} s, {self.budget.elapsed() / 60:.1f} of "
+                f"{self.budget.seconds / 60:g} min spent)"
+            )
+            self.planned_epochs = fit
+            self.total_steps = self.optim_steps_per_epoch * fit
+
     def fit(self) -> TrainResult:
         t0, t = time.time(), self.cfg.train
         eval_model = self.ema.module if self.ema is not None else self.model
@@ -332,7 +353,14 @@ class Trainer:
         )
         self.log(HEADER)
         stop_reason = "completed"
-        for epoch in range(self.start_epoch, t.epochs + 1):
+        if self.budget is not None:
+            self.budget.spent_before = sum(r.get("time_s", 0.0) for r in self.history)
+            self.log(
+                f"time budget {t.time_budget_minutes:g} min: {self.planned_epochs} epochs to "
+                "start with, re-fitted to the measured epoch time after each epoch"
+            )
+        epoch = self.start_epoch
+        while epoch <= self.planned_epochs:
             te = time.time()
             tr = self._train_epoch_guarded(epoch)
             sync_buffers(self.model, self.dist)
@@ -343,6 +371,7 @@ class Trainer:
                     f"epoch {epoch}: the weights became NaN/inf; lower train.lr "
                     f"or set train.clip_grad_norm. No checkpoint was written."
                 )
+            tv = time.time()
             val = evaluate(
                 eval_model,
                 self.val_loader,
@@ -352,6 +381,7 @@ class Trainer:
                 self.eval_loss_fn,
                 model_size=self.cfg.data.resize,  # scored at the labels' size, as eval does
             )
+            val_seconds = time.time() - tv
             row = {
                 "epoch": epoch,
                 "train_loss": tr["loss"],
@@ -367,7 +397,7 @@ class Trainer:
             if improved:
                 self.best_miou, self.best_epoch = val["mean_iou"], epoch
             patience = t.early_stop_patience
-            if patience and epoch - self.best_epoch >= patience and epoch < t.epochs:
+            if patience and epoch - self.best_epoch >= patience and epoch < self.planned_epochs:
                 stop_reason = (
                     f"early stop after epoch {epoch}: val mIoU has not improved for "
                     f"{epoch - self.best_epoch} epochs (train.early_stop_patience="
@@ -390,6 +420,9 @@ class Trainer:
             if stop_reason != "completed":
                 self.log(stop_reason)
                 break
+            if self.budget is not None:
+                self._refit_epochs(epoch, time.time() - te, val_seconds)
+            epoch += 1
         return TrainResult(
             self.run_dir,
             self.best_miou,

@@ -33,6 +33,7 @@ How the choices are made (nnU-Net's idea, with a time budget instead of a GPU-me
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -307,6 +308,10 @@ def make_plan(
     """Decide the plan from the fingerprints; ``fixed`` holds the user's overrides (flat keys)."""
     fixed = dict(fixed or {})
     targets = targets or Targets()
+    if fixed.get("train.time_budget_minutes"):  # --budget-minutes: the plan's budget too
+        targets = dataclasses.replace(
+            targets, total_minutes=float(fixed["train.time_budget_minutes"])
+        )
     best, tried, geo_reason = search_options(ds, hw, fixed, targets, cost_fn)
     choices: list[Choice] = []
 
@@ -343,8 +348,15 @@ def make_plan(
     add(
         "train.epochs",
         epochs,
-        f"{targets.steps_wanted} optimizer steps at {steps}/epoch = {by_steps} epochs; "
-        f"the {total_s / 60:.0f} min budget allows {by_time}; kept within [10, 200]",
+        f"first guess: {targets.steps_wanted} optimizer steps at {steps}/epoch = {by_steps} "
+        f"epochs; the {total_s / 60:.0f} min budget allows {by_time}; kept within [10, 200]",
+    )
+    add(
+        "train.time_budget_minutes",
+        round(total_s / 60, 2),
+        "the run fills this budget: after each epoch the number of epochs, and the lr "
+        "schedule with it, is re-fitted to the measured time (validation, checkpoints and "
+        "the final evaluation included)",
     )
     ratio, rare, common = ds.imbalance()
     names = ds.class_names
