@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from ..analysis.run_report import finish_run
 from ..config import load_config
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    started = time.time()
     if args.resume:
         result = resume(args.resume, cli_overrides(args), progress=not args.quiet)
     else:
@@ -113,6 +115,12 @@ def _run(args: argparse.Namespace) -> int:
     )
     if is_main_process():
         finish_run(result.run_dir)
+        budget = load_config(result.run_dir / "config.yaml").train.time_budget_minutes
+        if budget:
+            print(
+                f"wall time {(time.time() - started) / 60:.1f} min of the {budget:g} min budget "
+                "(set-up, training, evaluation and report)"
+            )
     return 0
 
 
