@@ -1,0 +1,102 @@
+"""CamVid on a time budget, standard protocol: train (self-configured, or a model you name),
+then score the best checkpoint on val, and on a test split kept outside the repository.
+
+    python bench/camvid.py [--budget-minutes 30] [--model reseg] [--test DIR] [key=value ...]
+
+Protocol: 11 classes, void ignored, one confusion matrix over the whole split, full 360x480
+label resolution (predictions upsampled to it when the run trains smaller), no TTA unless
+--tta. The wall time is that of `pixelseg train` (set-up, training, final evaluation and
+report), measured around it. With a GPU the same command runs the GPU budget (pass
+--budget-minutes 10). Select configurations on val; --test only reports. Writes
+bench/results/camvid-<name>.json.
+
+--test DIR is a CamVid folder in the same layout with a `test/` + `testannot/` split (or
+`val/` + `valannot/`, scored as the test split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from pixelseg.analysis.evaluation import evaluate_run
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_DATA = ROOT.parent.parent / "shared" / "datasets" / "camvid"
+
+
+def score(run: Path, data: Path, split: str, tta: bool) -> dict:
+    result = evaluate_run(run, data, split=split, tta=tta, gap=False, progress=False)
+    return {
+        "mean_iou": result["mean_iou"],
+        "pixel_accuracy": result["pixel_accuracy"],
+        "per_class_iou": result["per_class"]["iou"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--budget-minutes", type=float, default=30.0)
+    ap.add_argument("--model", help="train this model (the plan still sizes it)")
+    ap.add_argument("--test", help="a CamVid folder holding a held-out test split")
+    ap.add_argument("--tta", action="store_true", help="score with horizontal-flip TTA")
+    ap.add_argument("--name", default=None)
+    ap.add_argument("overrides", nargs="*", help="key=value passed to pixelseg train")
+    args = ap.parse_args()
+    name = args.name or f"{args.model or 'plan'}-{args.budget_minutes:g}min"
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pixelseg", "train", "--data", args.data, "--quiet"]
+        cmd += ["--budget-minutes", str(args.budget_minutes), "--out-dir", tmp, "--name", name]
+        if args.model:
+            cmd += [f"model.name={args.model}"]  # a model.* key: the plan is still applied
+        cmd += args.overrides
+        t0 = time.time()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.time() - t0
+        print(done.stdout[-3000:])
+        if done.returncode != 0:
+            print(done.stderr[-3000:], file=sys.stderr)
+            sys.exit(done.returncode)
+        run = Path(tmp) / name
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        result = {
+            "name": name,
+            "command": " ".join(cmd[1:]),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+            + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"),
+            "budget_minutes": args.budget_minutes,
+            "wall_minutes": round(wall / 60, 2),
+            "within_10_percent": abs(wall / 60 - args.budget_minutes) <= 0.1 * args.budget_minutes,
+            "epochs": len(rows),
+            "best_epoch": max(rows, key=lambda r: r["val_miou"])["epoch"],
+            "config": (run / "config.yaml").read_text(),
+            "val": score(run, Path(args.data), "val", args.tta),
+        }
+        if args.test:
+            test = Path(args.test)
+            split = "test" if (test / "test").is_dir() else "val"
+            result["test"] = score(run, test, split, args.tta)
+    line = (
+        f"{name}: val mIoU {result['val']['mean_iou']:.4f}"
+        + (f", test mIoU {result['test']['mean_iou']:.4f}" if "test" in result else "")
+        + f"; {result['epochs']} epochs, wall {result['wall_minutes']:.1f} of "
+        f"{args.budget_minutes:g} min"
+    )
+    print(line)
+    out = ROOT / "results" / f"camvid-{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
