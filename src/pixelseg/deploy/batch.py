@@ -210,7 +210,7 @@ class PredictionLog:
 
 def _check_manifest(out_dir: Path, predictor: Predictor, options: PredictOptions) -> None:
     """Refuse to mix outputs of two models or two sets of options in one folder."""
-    manifest = {"model": predictor.source, "options": options.manifest()}
+    manifest = {"model": predictor.identity(), "options": options.manifest()}
     path = out_dir / MANIFEST
     if path.is_file():
         try:
@@ -260,16 +260,21 @@ class ReadAhead:
             t.start()
 
     def _work(self) -> None:
-        while not self.stop.is_set():
-            with self.lock:  # one shared iterator: every entry is read by one thread
-                entry = next(self.entries, self._END)
-            if entry is self._END:
-                self._put(self._END)
-                return
-            try:
-                self._put((entry, read_image(self.resolve(entry)), None))
-            except PixelsegError as e:
-                self._put((entry, None, str(e)))
+        try:
+            while not self.stop.is_set():
+                with self.lock:  # one shared iterator: every entry is read by one thread
+                    entry = next(self.entries, self._END)
+                if entry is self._END:
+                    return
+                try:
+                    item = (entry, read_image(self.resolve(entry)), None)
+                except PixelsegError as e:
+                    item = (entry, None, str(e))
+                except Exception as e:  # a bad path, a file system error: that image fails
+                    item = (entry, None, f"{entry}: cannot read ({type(e).__name__}: {e})")
+                self._put(item)
+        finally:
+            self._put(self._END)  # always, or the consumer would wait for this thread forever
 
     def _put(self, item) -> None:
         while not self.stop.is_set():

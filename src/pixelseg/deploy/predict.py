@@ -41,6 +41,17 @@ class Predictor:
         self.normalizer = normalizer or (Normalizer(**norm) if norm else Normalizer())
         self.resize = tuple(meta["resize"]) if meta.get("resize") else None
 
+    def identity(self) -> dict:
+        """What makes two predictions comparable: the model file, and the checkpoint's epoch
+        or the exported file's size (a re-trained or re-exported model at the same path)."""
+        path = Path(self.source)
+        ident = {"path": str(path.resolve())}
+        if path.suffix.lower() == ".onnx":
+            ident["bytes"] = path.stat().st_size if path.is_file() else None
+        else:
+            ident["epoch"] = self.meta.get("epoch")
+        return ident
+
     @property
     def num_classes(self) -> int:
         return self.classes.num_classes

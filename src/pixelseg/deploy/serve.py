@@ -103,6 +103,9 @@ class Admission:
             raise ApiError(
                 503, f"server busy: waited {self.limits.wait_seconds:.0f} s; retry later"
             ) from None
+        except BaseException:  # the client went away while waiting: its place is free again
+            self.inside -= 1
+            raise
 
     async def __aexit__(self, *exc) -> None:
         self.semaphore.release()
