@@ -23,6 +23,7 @@ from ..engine.evaluate import evaluate
 from ..engine.loaders import eval_loader
 from ..engine.losses import build_loss
 from ..errors import PixelsegError
+from ..runs import RunFolder
 from .boundary import BoundaryF1
 from .stability import CalibrationAccumulator
 
@@ -129,10 +130,8 @@ def evaluate_run(
 
 
 def save_eval(result: dict, run: str | Path) -> Path:
-    run = Path(run)
-    folder = (run if run.is_dir() else run.parent.parent) / "eval"
     augmented = result.get("tta") or result.get("tta_scales", [1.0]) != [1.0]
-    path = folder / f"{result['split']}{'_tta' if augmented else ''}.json"
+    path = RunFolder.containing(run).eval_result(result["split"], tta=bool(augmented))
     atomic_write_text(path, json.dumps(result, indent=1))
     return path
 

@@ -8,7 +8,7 @@ checkpoints or devices::
 
     result = run_robustness(predict_fn, samples, num_classes=11)
     print(result.table())
-    result.plot(run_dir / "robustness" / "robustness.png")
+    result.plot(RunFolder(run_dir).robustness_plot)
 
 When the model was trained with corruptions (``augment.corruptions``), pass their names as
 ``trained_corruptions``: the summary then also averages the corruptions seen in training and the
@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import read_yaml_mapping
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
 from ..metrics import ConfusionMatrix, mean_iou
+from ..runs import RunFolder
 from .corruptions import CORRUPTIONS, GEOMETRIC, SEVERITIES, corrupt
 from .figures import new_figure, save_figure
 
@@ -325,13 +325,11 @@ def run_robustness(
 def trained_corruptions_of(run_dir: str | Path) -> tuple[str, ...]:
     """``augment.corruptions`` of the run's ``config.yaml`` (empty when it has none, or when
     augmentation was off so they were not applied)."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
+    run = RunFolder(run_dir)
+    if not run.has_config():
         return ()
-    augment = read_yaml_mapping(path, "run config", "a mapping of sections").get("augment") or {}
-    if augment.get("enabled", True) is False:
-        return ()
-    return tuple(augment.get("corruptions") or ())
+    augment = run.config().augment
+    return tuple(augment.corruptions) if augment.enabled else ()
 
 
 def _progress_bar(total: int, enabled: bool) -> tqdm:

@@ -10,9 +10,14 @@ from pathlib import Path
 import torch
 
 from ..data.formats import open_split
+from ..data.imageio import atomic_write_text
 from ..deploy.predict import Predictor, load
+from ..engine.checkpoint import load_checkpoint
 from ..errors import PixelsegError
 from ..metrics import ConfusionMatrix
+from ..models.summary import summarize
+from ..runs import RunFolder
+from .evaluation import evaluate_run, save_eval
 from .report import write_report
 
 
@@ -47,31 +52,24 @@ def build_run_report(
     run_dir: str | Path, examples_split: str = "val", with_examples: bool = True
 ) -> Path:
     """Render ``run_dir/report.html`` from the run's files."""
-    run_dir = Path(run_dir)
-    metrics = run_dir / "metrics.jsonl"
-    if not metrics.is_file():
-        raise PixelsegError(f"{run_dir}: not a run folder (no metrics.jsonl)")
-    history = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-    predictor = load(run_dir, device="cpu")
-    config_path = run_dir / "config.yaml"
-    config_text = config_path.read_text() if config_path.is_file() else None
-    eval_result = _read_json(run_dir / "eval" / "val.json") or _read_json(
-        run_dir / "eval" / "test.json"
-    )
-    robustness = _read_json(run_dir / "robustness" / "robustness.json")
-    consistency = _read_json(run_dir / "robustness" / "consistency.json")
-    summary_path = run_dir / "model_summary.txt"
+    run = RunFolder(run_dir)
+    if not run.metrics.is_file():
+        raise PixelsegError(f"{run.path}: not a run folder (no metrics.jsonl)")
+    history = [json.loads(x) for x in run.metrics.read_text().splitlines() if x.strip()]
+    predictor = load(run.path, device="cpu")
+    config_text = run.config_file.read_text() if run.has_config() else None
+    eval_result = _read_json(run.eval_result("val")) or _read_json(run.eval_result("test"))
+    robustness = _read_json(run.robustness)
+    consistency = _read_json(run.consistency)
     examples = None
     if with_examples and config_text:
-        import yaml
-
-        data = yaml.safe_load(config_text)["data"]
         try:
-            examples = example_predictions(predictor, data["root"], examples_split, data["format"])
+            data = run.config().data
+            examples = example_predictions(predictor, data.root, examples_split, data.format)
         except PixelsegError:
             examples = None  # the data moved since training: report without examples
     return write_report(
-        run_dir,
+        run.path,
         history=history,
         class_names=predictor.classes.names,
         class_colours=predictor.classes.colours,
@@ -80,10 +78,11 @@ def build_run_report(
         consistency=consistency,
         calibration=(eval_result or {}).get("calibration"),
         boundary=(eval_result or {}).get("boundary"),
-        summary_text=summary_path.read_text() if summary_path.is_file() else None,
+        summary_text=run.model_summary.read_text() if run.model_summary.is_file() else None,
         config_text=config_text,
         examples=examples,
-        title=f"pixelseg run {run_dir.name}",
+        title=f"pixelseg run {run.name}",
+        filename=run.report.name,
     )
 
 
@@ -92,22 +91,16 @@ __all__ = ["build_run_report", "evaluate_best", "example_predictions", "finish_r
 
 def write_model_summary(run_dir: str | Path) -> Path:
     """Save the model's per-layer table (at the training input size) in the run."""
-    import yaml
-
-    from ..data.imageio import atomic_write_text
-    from ..engine.checkpoint import load_checkpoint
-    from ..models.summary import summarize
-
-    run_dir = Path(run_dir)
-    model, _ = load_checkpoint(run_dir / "checkpoints" / "last.json")
-    data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
-    size = data.get("crop_size") or data.get("resize")
+    run = RunFolder(run_dir)
+    model, _ = load_checkpoint(run.last)
+    data = run.config().data
+    size = data.crop_size or data.resize
     if not size:
-        source = open_split(data["root"], data["train_split"], data["format"])
+        source = open_split(data.root, data.train_split, data.format)
         size = list(source.load(0).image.shape[:2]) if len(source) else [256, 256]
     text = f"input size {size[0]}x{size[1]}\n" + summarize(model, tuple(size)).table()
-    atomic_write_text(run_dir / "model_summary.txt", text)
-    return run_dir / "model_summary.txt"
+    atomic_write_text(run.model_summary, text)
+    return run.model_summary
 
 
 # Training images scored for the train-vs-val gap after training: enough for a stable mIoU,
@@ -119,16 +112,12 @@ def evaluate_best(run_dir: str | Path, progress: bool = False) -> dict:
     """Evaluate the run's best checkpoint on its validation split (with the train-vs-val gap)
     and save it as ``eval/<split>.json``: the report's per-class bars, confusion matrix,
     calibration and boundary sections come from it."""
-    import yaml
-
-    from .evaluation import evaluate_run, save_eval
-
-    data = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())["data"]
+    data = RunFolder(run_dir).config().data
     result = evaluate_run(
         run_dir,
-        data["root"],
-        data["val_split"],
-        data["format"],
+        data.root,
+        data.val_split,
+        data.format,
         progress=progress,
         gap_max_images=GAP_MAX_IMAGES,
     )

@@ -15,6 +15,7 @@ from ..data.scenes import write_scenes
 from ..deploy.batch import predict_stream
 from ..deploy.predict import load
 from ..engine.trainer import train
+from ..runs import RunFolder
 from ._common import parse_size
 
 COMMAND = "demo"
@@ -75,12 +76,13 @@ def run(args: argparse.Namespace) -> int:
 
     print("\nevaluating the best checkpoint on the validation scenes")
     report = finish_run(result.run_dir, log=lambda _: None, progress=progress)
-    eval_path = result.run_dir / "eval" / "val.json"
+    run = RunFolder(result.run_dir)
+    eval_path = run.eval_result("val")
     metrics = json.loads(eval_path.read_text())
     print(format_eval(metrics))
 
     predictor = load(result.run_dir)
-    pred_dir = result.run_dir / "predictions"
+    pred_dir = run.predictions
     test_images = [str(p) for p in list_images(data / "test" / "images")]
     summary = predict_stream(
         predictor,

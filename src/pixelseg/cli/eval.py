@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
-
 from ..analysis.evaluation import evaluate_run, format_eval, save_eval
 from ..errors import PixelsegError
+from ..runs import RunFolder
 from ._common import add_inference_arguments, inference_options
 
 COMMAND = "eval"
@@ -27,12 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def data_root_of(run: str) -> str:
-    from pathlib import Path
-
-    cfg = Path(run) / "config.yaml"
-    if not cfg.is_file():
+    folder = RunFolder(run)
+    if not folder.has_config():
         raise PixelsegError(f"{run}: give --data (no config.yaml in the run to take it from)")
-    return yaml.safe_load(cfg.read_text())["data"]["root"]
+    return folder.config().data.root
 
 
 def run(args: argparse.Namespace) -> int:

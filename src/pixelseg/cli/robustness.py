@@ -14,6 +14,7 @@ from ..data.formats import open_split
 from ..data.imageio import atomic_write_text
 from ..deploy.predict import load
 from ..errors import PixelsegError
+from ..runs import RunFolder
 from .eval import data_root_of
 
 COMMAND = "robustness"
@@ -83,10 +84,11 @@ def run(args: argparse.Namespace) -> int:
         trained_corruptions=trained,
     )
     consistency = prediction_consistency(predict_fn, [s.image for s in samples])
-    out = run_dir / "robustness"
-    atomic_write_text(out / "robustness.json", json.dumps(result.to_dict(), indent=1))
-    atomic_write_text(out / "consistency.json", json.dumps(consistency.to_dict(), indent=1))
-    result.plot(out / "robustness.png")
+    folder = RunFolder(run_dir)
+    out = folder.robustness_dir
+    atomic_write_text(folder.robustness, json.dumps(result.to_dict(), indent=1))
+    atomic_write_text(folder.consistency, json.dumps(consistency.to_dict(), indent=1))
+    result.plot(folder.robustness_plot)
     print(result.table())
     print()
     print(consistency.table())

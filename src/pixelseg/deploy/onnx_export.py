@@ -37,10 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import RunConfig
 from ..data.transforms import Normalizer
 from ..engine.checkpoint import load_checkpoint
 from ..errors import PixelsegError
 from ..models import get_entry
+from ..runs import RunFolder
 
 METADATA_KEY = "pixelseg"
 FORMAT_VERSION = 1
@@ -194,11 +196,11 @@ def _write_metadata(path: Path, meta: dict) -> None:
     onnx.save(proto, str(path))
 
 
-def default_size(meta: dict, run_config: dict | None) -> tuple[int, int] | None:
+def default_size(meta: dict, run_config: RunConfig | None) -> tuple[int, int] | None:
     """The size a run was trained at, when it had one: its resize, else its crop."""
     if meta.get("resize"):
         return tuple(meta["resize"])
-    crop = ((run_config or {}).get("data") or {}).get("crop_size")
+    crop = run_config.data.crop_size if run_config is not None else None
     return tuple(crop) if crop else None
 
 
@@ -230,18 +232,13 @@ def export_onnx(
         ) from None
     model, meta = load_checkpoint(run)
     model.eval()
-    run_dir = Path(meta["_path"]).parent.parent
-    out = Path(out) if out else run_dir / "export" / "model.onnx"
+    run_dir = RunFolder.containing(meta["_path"])
+    out = Path(out) if out else run_dir.onnx
     if out.is_dir():
         raise PixelsegError(f"{out}: is a folder; give the .onnx file to write")
     if out.exists() and not overwrite:
         raise PixelsegError(f"{out}: exists; choose another --out or pass --overwrite")
-    run_config = None
-    config_path = run_dir / "config.yaml"
-    if config_path.is_file():
-        import yaml
-
-        run_config = yaml.safe_load(config_path.read_text())
+    run_config = run_dir.config() if run_dir.has_config() else None
     spec = meta["model"]
     entry = get_entry(spec["name"])
     normalizer = Normalizer(**meta.get("normalization", {}))

@@ -28,6 +28,7 @@ from torch import nn
 from ..data.imageio import fsync_folder
 from ..errors import PixelsegError
 from ..models import create_model
+from ..runs import RunFolder
 from .faults import crash_point, write_file
 
 MODEL_KEYS = ("name", "num_classes", "in_channels", "knobs")
@@ -127,7 +128,7 @@ def read_sidecar(path: str | Path, require: tuple[str, ...] = ()) -> dict:
     it was read. Besides the model's keys, ``require`` names keys it must have."""
     path = Path(path)
     if path.is_dir():  # a run folder: its best checkpoint
-        path = path / "checkpoints" / "best.json"
+        path = RunFolder(path).best
     if path.suffix != ".json":
         path = path.with_suffix(".json")
     if not path.is_file():

@@ -1,4 +1,5 @@
-"""The run folder's name and its metrics log: creating, reading back on resume, printing rows."""
+"""Writing a run folder: its name, creation, metrics log (read back on resume) and checkpoint
+commits. Where each file lives is ``pixelseg.runs.RunFolder``'s alone."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import nn
 from ..config import RunConfig
 from ..data.imageio import atomic_write_text
 from ..errors import PixelsegError
+from ..runs import RunFolder
 from .checkpoint import (
     RESUME_KEYS,
     prune_checkpoint_files,
@@ -27,7 +29,7 @@ from .faults import crash_point, write_file
 def _abandoned(run: Path) -> bool:
     """A folder a run was killed in before it wrote its config.yaml: nothing but empty
     folders and temporary files, so nothing to resume and nothing to lose."""
-    return not (run / "config.yaml").exists() and all(
+    return not RunFolder(run).config_file.exists() and all(
         p.is_dir() or p.name.endswith(".tmp") for p in run.rglob("*")
     )
 
@@ -62,23 +64,23 @@ def create_run_folder(cfg: RunConfig, info: DistInfo, skipped: list) -> Path:
     if info.is_main:
         try:
             run_dir = str(new_run_dir(cfg))
-            (Path(run_dir) / "checkpoints").mkdir(parents=True)
+            RunFolder(run_dir).checkpoints.mkdir(parents=True)
         except PixelsegError as e:
             error = str(e)
         except OSError as e:  # e.g. a file where a parent folder should be
             error = f"{run_dir}: cannot create the run folder ({e.strerror or e})"
-    run = Path(broadcast_or_raise(run_dir, error, info))
+    run = RunFolder(broadcast_or_raise(run_dir, error, info))
     if info.is_main:
-        write_file(run / "config.yaml", cfg.to_yaml().encode("utf-8"))
+        write_file(run.config_file, cfg.to_yaml().encode("utf-8"))
         if skipped:
-            atomic_write_text(run / "skipped.txt", "".join(f"{p}\t{m}\n" for p, m in skipped))
-    return run
+            atomic_write_text(run.skipped, "".join(f"{p}\t{m}\n" for p, m in skipped))
+    return run.path
 
 
 def read_resume_point(run_dir: Path, log=print) -> dict | None:
     """The sidecar of a run's last complete checkpoint, checked for what resuming needs; None
     when the run stopped before its first checkpoint (it then starts over, same config)."""
-    path = run_dir / "checkpoints" / "last.json"
+    path = RunFolder(run_dir).last
     if not path.is_file():
         log(
             f"{run_dir}: stopped before its first checkpoint was complete; "
@@ -92,11 +94,12 @@ def restore_commit(run_dir: Path, last: dict, log=print) -> None:
     """Rank 0, on resume: make ``best.json`` and ``ema.json`` those of the last complete
     checkpoint again (a crash after they were replaced but before ``last.json`` was leaves
     them an epoch ahead: that epoch is re-run) and remove files no checkpoint names."""
-    folder = run_dir / "checkpoints"
+    run = RunFolder(run_dir)
+    folder = run.checkpoints
     for tag, committed in (last.get("commit") or {}).items():
         if committed is None:
             continue
-        path = folder / f"{tag}.json"
+        path = run.sidecar(tag)
         try:
             current = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -145,14 +148,14 @@ def append_row(path: Path, row: dict) -> None:
     crash_point()
 
 
-def _committed_best(folder: Path) -> dict | None:
+def _committed_best(run: RunFolder) -> dict | None:
     """The ``best`` sidecar of the last commit (that of a run from before commits recorded it:
     ``best.json`` as it is)."""
-    last = read_sidecar(folder / "last.json") if (folder / "last.json").is_file() else {}
+    last = read_sidecar(run.last) if run.last.is_file() else {}
     if "commit" in last:
         best = last["commit"].get("best")
     else:
-        best = read_sidecar(folder / "best.json") if (folder / "best.json").is_file() else None
+        best = read_sidecar(run.best) if run.best.is_file() else None
     return {k: v for k, v in best.items() if k != "_path"} if best else None
 
 
@@ -175,15 +178,16 @@ def write_epoch(
     left them ahead of it (``restore_commit``), so a run killed at any instant resumes
     exactly; ``pixelseg.load`` of ``best.json`` sees a complete checkpoint at every instant.
     """
-    append_row(run_dir / "metrics.jsonl", row)
-    folder = run_dir / "checkpoints"
+    run = RunFolder(run_dir)
+    append_row(run.metrics, row)
+    folder = run.checkpoints
     ema = write_checkpoint_files(folder, "ema", ema_model, meta) if ema_model is not None else None
     last = write_checkpoint_files(folder, "last", model, {**meta, "weights": "raw"}, optimizer)
     if improved:
         evaluated = ema_model if ema_model is not None else model
         best = write_checkpoint_files(folder, "best", evaluated, meta)
     else:  # the best of the previous commit stays the best
-        best = _committed_best(folder)
+        best = _committed_best(run)
     last["commit"] = {"best": best, "ema": ema}
     if improved:
         write_sidecar(folder, "best", best)
