@@ -16,12 +16,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..config import RunConfig, load_config
+from ..config import RunConfig
 from ..constants import IGNORE_INDEX
 from ..data.pipeline import open_train_val
 from ..data.transforms import Normalizer
 from ..errors import PixelsegError
 from ..models import create_model
+from ..runs import RunFolder
 from .budget import TimeBudget, end_of_run_seconds
 from .checkpoint import load_checkpoint, load_optimizer_state
 from .device import autocast, configure_threads, maybe_compile, memory_format, pick_device
@@ -141,7 +142,7 @@ class Trainer:
         self.ema = ModelEma(self.model, t.ema_decay) if t.ema_decay > 0 else None
         if self.ema is not None and resume_meta is not None:
             committed = (resume_meta.get("commit") or {}).get("ema")
-            ema_json = Path(resume) / "checkpoints" / "ema.json"
+            ema_json = RunFolder(resume).ema
             # The average of the same commit as ``last`` (ema.json may be an epoch ahead).
             self.ema.resume(
                 {**committed, "_path": str(ema_json)} if committed else ema_json, self.log
@@ -171,7 +172,7 @@ class Trainer:
             if resume_meta is not None and self.dist.is_main:
                 restore_commit(self.run_dir, resume_meta, self.log)
             self.history = read_history(
-                self.run_dir / "metrics.jsonl", self.start_epoch, rewrite=self.dist.is_main
+                RunFolder(self.run_dir).metrics, self.start_epoch, rewrite=self.dist.is_main
             )
         else:
             self.run_dir = create_run_folder(cfg, self.dist, self.skipped)
@@ -448,14 +449,15 @@ def resume(
 ) -> TrainResult:
     """Continue a run from its last checkpoint; overrides may extend it (``train.epochs=60``)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        if (run_dir / "checkpoints").is_dir():
+    run = RunFolder(run_dir)
+    if not run.has_config():
+        if run.checkpoints.is_dir():
             raise PixelsegError(
                 f"{run_dir}: stopped before it wrote its config.yaml, so there is nothing to "
                 f"resume; train again with --name {run_dir.name} (the empty folder is reused)"
             )
         raise PixelsegError(f"{run_dir}: not a run folder (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml", overrides)
+    cfg = run.config(overrides)
     return Trainer(cfg, resume=run_dir, progress=progress, log=log).fit()
 
 
