@@ -34,6 +34,7 @@ from PIL import Image
 from ..constants import IGNORE_INDEX
 from ..data.imageio import atomic_write_bytes
 from ..data.sample import default_palette
+from ..runs import REPORT_NAME
 from .evaluation import resolution_note
 from .figures import figure_png, new_figure
 from .overfitting import analyse_history, curves_figure
@@ -375,7 +376,7 @@ def write_report(
     class_colours: Sequence[Sequence[int]] | None = None,
     examples_per_side: int = 3,
     title: str | None = None,
-    filename: str = "report.html",
+    filename: str = REPORT_NAME,
 ) -> Path:
     """Write ``run_dir / filename`` (atomically) and return its path. See the module docstring
     for the keys of each input; sections without data are left out."""

@@ -9,6 +9,7 @@ from ..analysis.run_report import finish_run
 from ..config import load_config
 from ..engine.distributed import finish_process
 from ..engine.trainer import resume, train
+from ..runs import RunFolder
 from ..tuning.plan import apply_plan_if_unconfigured
 
 COMMAND = "train"
@@ -115,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if is_main_process():
         finish_run(result.run_dir)
-        budget = load_config(result.run_dir / "config.yaml").train.time_budget_minutes
+        budget = RunFolder(result.run_dir).config().train.time_budget_minutes
         if budget:
             print(
                 f"wall time {(time.time() - started) / 60:.1f} min of the {budget:g} min budget "
