@@ -232,6 +232,10 @@ def load_config(
     return cfg
 
 
+# 64 Mpx (8k x 8k): the largest training size or crop; one such image is ~200 MB as uint8.
+MAX_TRAIN_PIXELS = 64_000_000
+
+
 def validate(cfg: RunConfig) -> None:
     t = cfg.train
     if t.epochs < 1:
@@ -252,6 +256,16 @@ def validate(cfg: RunConfig) -> None:
         v = getattr(cfg.data, key)
         if v is not None and (len(v) != 2 or min(v) < 1):
             raise PixelsegError(f"data.{key}: expected [H, W] with positive sizes, got {v}")
+        if v is not None and v[0] * v[1] > MAX_TRAIN_PIXELS:
+            raise PixelsegError(
+                f"data.{key}: {v[0]}x{v[1]} is over {MAX_TRAIN_PIXELS:,} pixels per image; "
+                "a training image that large would not fit in memory"
+            )
+    if cfg.name and (cfg.name in (".", "..") or "/" in cfg.name or "\\" in cfg.name):
+        raise PixelsegError(
+            f"name: {cfg.name!r} must be a plain folder name (no '/', not '.' or '..'); "
+            "the run goes under out_dir"
+        )
     if len(cfg.augment.scale) != 2 or not 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]:
         raise PixelsegError(
             f"augment.scale: expected [min, max] with 0 < min <= max, got {cfg.augment.scale}"

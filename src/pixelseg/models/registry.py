@@ -92,6 +92,11 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, **knobs: Any
         model = entry.cls(num_classes, in_channels, **knobs)
     except (ValueError, TypeError) as e:
         raise PixelsegError(f"model {name!r}: {e}") from None
+    except RuntimeError as e:  # torch refusing a layer, e.g. a negative width
+        shown = ", ".join(f"{k}={v}" for k, v in knobs.items()) or "the defaults"
+        raise PixelsegError(
+            f"model {name!r}: knobs {shown} do not make a valid model ({e})"
+        ) from None
     # Everything needed to rebuild the model, stored in checkpoints.
     model.pixelseg_spec = {
         "name": name,
