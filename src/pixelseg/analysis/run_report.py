@@ -11,8 +11,8 @@ import torch
 
 from ..data.formats import open_split
 from ..data.imageio import atomic_write_text
-from ..deploy.predict import Predictor, load
 from ..engine.checkpoint import load_checkpoint
+from ..engine.predictor import Predictor
 from ..errors import PixelsegError
 from ..metrics import ConfusionMatrix
 from ..models.summary import summarize
@@ -56,7 +56,7 @@ def build_run_report(
     if not run.metrics.is_file():
         raise PixelsegError(f"{run.path}: not a run folder (no metrics.jsonl)")
     history = [json.loads(x) for x in run.metrics.read_text().splitlines() if x.strip()]
-    predictor = load(run.path, device="cpu")
+    predictor = Predictor.from_checkpoint(run.path, device="cpu")
     config_text = run.config_file.read_text() if run.has_config() else None
     eval_result = _read_json(run.eval_result("val")) or _read_json(run.eval_result("test"))
     robustness = _read_json(run.robustness)

@@ -1,0 +1,101 @@
+"""A trained PyTorch model with training's preprocessing: class maps and probabilities at the
+image's own size. Deployment (``deploy/predict.py``: ``pixelseg.load``, the ONNX backend) and
+the analysis layer (the run report's example predictions) share this one class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.sample import ClassTable
+from ..data.transforms import Normalizer
+from .checkpoint import load_checkpoint
+from .device import pick_device
+from .inference import predict_probs
+
+
+class Predictor:
+    """A trained model with everything needed to reproduce training's preprocessing.
+
+    >>> p = pixelseg.load("runs/demo")  # or "model.onnx"          # doctest: +SKIP
+    >>> class_map = p.predict(image)   # (H, W) int64 class ids  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model,
+        meta: dict,
+        device: torch.device,
+        normalizer=None,
+        source: str = "",
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.meta = meta
+        self.device = device
+        self.source = source or meta.get("_path", "")
+        self.classes = ClassTable.from_dict(meta["classes"])
+        norm = meta.get("normalization", {})
+        self.normalizer = normalizer or (Normalizer(**norm) if norm else Normalizer())
+        self.resize = tuple(meta["resize"]) if meta.get("resize") else None
+
+    def identity(self) -> dict:
+        """What makes two predictions comparable: the model file, and the checkpoint's epoch
+        or the exported file's size (a re-trained or re-exported model at the same path)."""
+        path = Path(self.source)
+        ident = {"path": str(path.resolve())}
+        if path.suffix.lower() == ".onnx":
+            ident["bytes"] = path.stat().st_size if path.is_file() else None
+        else:
+            ident["epoch"] = self.meta.get("epoch")
+        return ident
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Predictor:
+        """A run folder (its best checkpoint) or a checkpoint ``.json``, on ``device``."""
+        dev = pick_device(device)
+        model, meta = load_checkpoint(path, map_location=dev)
+        return cls(model, meta, dev)
+
+    @property
+    def num_classes(self) -> int:
+        return self.classes.num_classes
+
+    def predict_proba(
+        self,
+        image: np.ndarray,
+        tta: bool = False,
+        scales=(1.0,),
+        window: tuple[int, int] | None = None,
+    ) -> np.ndarray:
+        """(H, W, 3) uint8 -> (C, H, W) float32 probabilities at the input's size."""
+        return self.predict_proba_batch([image], tta, scales, window)[0]
+
+    def predict_proba_batch(
+        self,
+        images: list[np.ndarray],
+        tta: bool = False,
+        scales=(1.0,),
+        window: tuple[int, int] | None = None,
+    ) -> list[np.ndarray]:
+        """Images of one size go through the model as one batch; other sizes one at a time."""
+        sizes = {im.shape for im in images}
+        if len(sizes) > 1:
+            return [p for im in images for p in self.predict_proba_batch([im], tta, scales, window)]
+        # np.stack copies: arrays from PIL or a corruption may be read-only, which torch warns
+        # about; the copy is small next to the forward pass.
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(self.device)
+        x = self.normalizer(x)  # (B, 3, H, W) float32
+        size = x.shape[-2:]
+        if self.resize:
+            x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False)
+        p = predict_probs(self.model, x, tta=tta, scales=scales, window=window)
+        if p.shape[-2:] != size:
+            p = F.interpolate(p, size=size, mode="bilinear", align_corners=False)
+        return list(p.cpu().numpy())
+
+    def predict(self, image: np.ndarray, **kwargs) -> np.ndarray:
+        """(H, W, 3) uint8 -> (H, W) int64 class ids."""
+        return self.predict_proba(image, **kwargs).argmax(0).astype(np.int64)
