@@ -204,3 +204,16 @@ def test_schema_driven_fuzzing_finds_no_server_errors(predictor):
 
         run()
     assert statuses and max(statuses) < 500
+
+
+def test_worker_processes_build_the_app_from_the_environment(trained_run, monkeypatch):
+    """`pixelseg serve --workers N` hands the model and limits to each worker this way."""
+    from pixelseg.deploy.serve import app_from_env
+
+    monkeypatch.setenv("PIXELSEG_SERVE_MODEL", str(trained_run("unet")))
+    monkeypatch.setenv("PIXELSEG_SERVE_MAX_BYTES", "1000")
+    monkeypatch.setenv("PIXELSEG_SERVE_WAIT_SECONDS", "2.5")
+    with TestClient(app_from_env()) as c:
+        assert c.get("/model").json()["model"] == "unet"
+        r = c.post("/predict", files={"image": ("x.png", b"x" * 5000, "image/png")})
+        assert r.status_code == 413 and "1,000 bytes" in r.json()["error"]
