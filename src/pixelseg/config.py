@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import PixelsegError
+from .files import read_yaml_mapping  # re-exported: part of this module's API before
 
 
 @dataclass
@@ -199,21 +200,6 @@ def parse_overrides(pairs: list[str]) -> dict:
                 raise PixelsegError(f"{key}: conflicts with an earlier override")
         node[parts[-1]] = value
     return nested
-
-
-def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict:
-    """A YAML file that must hold a mapping; a missing file, bad YAML or another shape is a
-    one-line PixelsegError naming the file (``what``: "config file"; ``expected``: the shape)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PixelsegError(f"{path}: {what} not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise PixelsegError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise PixelsegError(f"{path}: expected {expected}")
-    return data
 
 
 def load_config(

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from pixelseg.data.imageio import atomic_write_bytes, atomic_write_text
+from pixelseg.files import atomic_write_bytes, atomic_write_text
 
 
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
@@ -34,3 +34,11 @@ def test_failed_write_leaves_no_temporary_file(tmp_path):
         atomic_write_bytes(tmp_path / "a.txt", "not bytes")  # type: ignore[arg-type]
     assert (tmp_path / "a.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_imageio_re_exports_the_one_implementation():
+    from pixelseg import files
+    from pixelseg.data import imageio
+
+    assert imageio.atomic_write_bytes is files.atomic_write_bytes
+    assert imageio.atomic_write_text is files.atomic_write_text

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from ..data.formats import open_split
-from ..data.imageio import atomic_write_text
 from ..data.pipeline import eval_dataset
 from ..data.transforms import Normalizer
 from ..engine.checkpoint import load_checkpoint
@@ -23,6 +22,7 @@ from ..engine.evaluate import evaluate
 from ..engine.loaders import eval_loader
 from ..engine.losses import build_loss
 from ..errors import PixelsegError
+from ..files import atomic_write_text
 from ..runs import RunFolder
 from .boundary import BoundaryF1
 from .stability import CalibrationAccumulator

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ..data.imageio import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 
 def new_figure(width: float = 6.4, height: float = 4.0) -> Figure:

@@ -32,8 +32,8 @@ import numpy as np
 from PIL import Image
 
 from ..constants import IGNORE_INDEX
-from ..data.imageio import atomic_write_bytes
 from ..data.sample import default_palette
+from ..files import atomic_write_bytes
 from ..runs import REPORT_NAME
 from .evaluation import resolution_note
 from .figures import figure_png, new_figure

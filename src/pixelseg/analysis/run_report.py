@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 from ..data.formats import open_split
-from ..data.imageio import atomic_write_text
 from ..engine.checkpoint import load_checkpoint
 from ..engine.predictor import Predictor
 from ..errors import PixelsegError
+from ..files import atomic_write_text
 from ..metrics import ConfusionMatrix
 from ..models.summary import summarize
 from ..runs import RunFolder

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.check import check_dataset
-    from ..data.imageio import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     report = check_dataset(
         args.data, format=args.format, full=not args.fast, workers=args.workers, progress=True

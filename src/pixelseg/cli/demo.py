@@ -10,11 +10,12 @@ from pathlib import Path
 from ..analysis.evaluation import format_eval
 from ..analysis.run_report import finish_run
 from ..config import load_config
-from ..data.imageio import atomic_write_text, list_images
+from ..data.imageio import list_images
 from ..data.scenes import write_scenes
 from ..deploy.batch import predict_stream
 from ..deploy.predict import load
 from ..engine.trainer import train
+from ..files import atomic_write_text
 from ..runs import RunFolder
 from ._common import parse_size
 

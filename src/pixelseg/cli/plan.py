@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
-    from ..data.imageio import atomic_write_text
+    from ..files import atomic_write_text
     from ..tuning.plan import Targets, flat_keys, plan_for_config
 
     user = [f"data.root={args.data}"]

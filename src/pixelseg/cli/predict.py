@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..data.imageio import atomic_write_text
 from ..deploy.batch import (
     PredictOptions,
     Shard,
@@ -18,6 +17,7 @@ from ..deploy.batch import (
 )
 from ..deploy.predict import load
 from ..errors import PixelsegError
+from ..files import atomic_write_text
 from ._common import add_inference_arguments, inference_options
 
 COMMAND = "predict"

@@ -11,9 +11,9 @@ from ..analysis.robustness import run_robustness, trained_corruptions_of
 from ..analysis.run_report import build_run_report
 from ..analysis.stability import prediction_consistency
 from ..data.formats import open_split
-from ..data.imageio import atomic_write_text
 from ..deploy.predict import load
 from ..errors import PixelsegError
+from ..files import atomic_write_text
 from ..runs import RunFolder
 from .eval import data_root_of
 

@@ -132,7 +132,7 @@ def train_seeds(cfg, n: int, progress: bool = True) -> int:
     from pathlib import Path
 
     from ..analysis.stability import summarize_seeds
-    from ..data.imageio import atomic_write_text
+    from ..files import atomic_write_text
 
     base_name = cfg.name or f"{cfg.model.name}-seeds"
     finals = []

@@ -4,7 +4,6 @@ that names the file, so one bad file never ends a run with a traceback."""
 from __future__ import annotations
 
 import os
-import secrets
 import warnings
 from pathlib import Path
 
@@ -12,8 +11,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import PixelsegError
-
-_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+from ..files import (  # noqa: F401 -- re-exported: readers and older callers import them here
+    atomic_write_bytes,
+    atomic_write_text,
+    fsync_folder,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -126,51 +128,6 @@ def read_colour_mask(path: str | Path, colours: list[tuple[int, int, int]]) -> n
     return out
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) -> None:
-    """Write to a temporary file in the same folder, then rename into place.
-
-    The final file's mode follows the umask, as a plain ``open()`` would make it (mkstemp's
-    0600 hides outputs from the group on shared storage). ``fsync`` flushes the data to disk
-    before the rename, for files that must survive a power loss (``fsync_folder`` afterwards
-    makes the rename itself durable).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            # 0o666 & ~umask, like open(path, "wb"); O_EXCL: never write into another's file.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def fsync_folder(folder: str | Path) -> None:
-    """Make renames and deletions in ``folder`` durable (a no-op where folders cannot be
-    opened, e.g. on Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 # zlib level 1: about 3x faster than PIL's default (6) on 360x480 overlays, files ~20% larger;
 # encoding, not the model, was the larger share of a lightseg prediction on 2 cores.
 PNG_COMPRESS_LEVEL = 1
@@ -216,7 +173,3 @@ def list_images(folder: Path) -> list[Path]:
             )
         _LISTINGS[key] = [folder / name for name in names]
     return list(_LISTINGS[key])
-
-
-def atomic_write_text(path: str | Path, text: str, *, fsync: bool = False) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)

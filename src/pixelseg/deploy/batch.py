@@ -31,8 +31,9 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from ..data.imageio import IMAGE_EXTENSIONS, atomic_write_text, read_image
+from ..data.imageio import IMAGE_EXTENSIONS, read_image
 from ..errors import PixelsegError
+from ..files import atomic_write_text
 from .outputs import ImagePrediction, OutputPaths, write_outputs
 from .predict import Predictor
 

@@ -17,8 +17,9 @@ from ..analysis.instances import (
     uncertainty_map,
     uncertainty_to_image,
 )
-from ..data.imageio import atomic_write_bytes, atomic_write_text, encode_png
+from ..data.imageio import encode_png
 from ..data.sample import ClassTable
+from ..files import atomic_write_bytes, atomic_write_text
 
 
 def colourise(class_map: np.ndarray, colours: list[tuple[int, int, int]]) -> np.ndarray:

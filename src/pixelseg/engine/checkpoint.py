@@ -25,8 +25,8 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 from torch import nn
 
-from ..data.imageio import fsync_folder
 from ..errors import PixelsegError
+from ..files import fsync_folder
 from ..models import create_model
 from ..runs import RunFolder
 from .faults import crash_point, write_file

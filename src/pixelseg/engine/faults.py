@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..data.imageio import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 ENV = "PIXELSEG_CRASH_AT"
 _passed = 0

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
-from ..data.imageio import atomic_write_text
 from ..errors import PixelsegError
+from ..files import atomic_write_text
 from ..runs import RunFolder
 from .checkpoint import (
     RESUME_KEYS,

@@ -44,9 +44,9 @@ from typing import Any
 
 from ..config import RunConfig, load_config, parse_overrides
 from ..data.formats import open_split
-from ..data.imageio import atomic_write_text
 from ..engine.device import configure_threads, pick_device
 from ..engine.loaders import loader_workers
+from ..files import atomic_write_text
 from .cost import ModelCost, measure_data_cost, measure_model_cost
 from .fingerprint import (
     DatasetFingerprint,

@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from ..errors import PixelsegError
+from ..files import read_yaml_mapping
 
 # Keys that stand for several configuration keys at once (so the search has fewer dimensions).
 DERIVED_KEYS = ("augment.colour", "augment.scale_jitter")
@@ -319,8 +320,6 @@ def load_space(path: str | Path | None) -> SearchSpace:
     """The defaults merged with the YAML file at ``path`` (see the module docstring)."""
     if path is None:
         return default_space()
-    from ..config import read_yaml_mapping
-
     data = read_yaml_mapping(
         path, "search space file", f"a mapping with sections {', '.join(SECTIONS)}"
     )
