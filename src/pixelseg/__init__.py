@@ -5,8 +5,10 @@
 >>> result = pixelseg.train(cfg)                      # doctest: +SKIP
 >>> predictor = pixelseg.load(result.run_dir)        # doctest: +SKIP
 >>> class_map = predictor.predict(image)             # doctest: +SKIP
+>>> pixelseg.robustness(result.run_dir).result.table()  # doctest: +SKIP
 """
 
+from .analysis.robustness_workflow import RunRobustness, robustness
 from .config import RunConfig, load_config
 from .deploy.predict import Predictor, load
 from .engine.trainer import TrainResult, resume, train
@@ -26,4 +28,6 @@ __all__ = [
     "PixelsegError",
     "create_model",
     "list_models",
+    "RunRobustness",
+    "robustness",
 ]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import pixelseg
 from pixelseg.cli.main import main
 from pixelseg.data.scenes import write_scenes
 from pixelseg.engine.checkpoint import data_file, read_sidecar
@@ -230,6 +231,14 @@ def test_robustness_instances_and_report(scenes, tmp_path, capsys):
     assert set(rob["corruptions"]) == {"gaussian_noise", "rotate"}
     assert "hflip" in json.loads((run / "robustness" / "consistency.json").read_text())["overall"]
     assert "data:image/png;base64" in (run / "report.html").read_text()
+    # The Python API is the very function the command calls: the same numbers, the same files.
+    api = pixelseg.robustness(
+        run, corruptions=["gaussian_noise", "rotate"], severities=[1, 3], max_images=2,
+        progress=False,
+    )  # fmt: skip
+    assert json.loads(json.dumps(api.result.to_dict())) == rob
+    assert [p.name for p in api.files] == ["robustness.json", "consistency.json", "robustness.png"]
+    assert api.report == run / "report.html"
     out = tmp_path / "inst"
     assert (
         main(

@@ -129,6 +129,14 @@ def evaluate_run(
     return result
 
 
+def data_root_of(run: str | Path) -> str:
+    """The data folder a run trained on (its ``config.yaml``'s ``data.root``)."""
+    folder = RunFolder(run)
+    if not folder.has_config():
+        raise PixelsegError(f"{run}: give --data (no config.yaml in the run to take it from)")
+    return folder.config().data.root
+
+
 def save_eval(result: dict, run: str | Path) -> Path:
     augmented = result.get("tta") or result.get("tta_scales", [1.0]) != [1.0]
     path = RunFolder.containing(run).eval_result(result["split"], tta=bool(augmented))

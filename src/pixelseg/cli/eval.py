@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis.evaluation import evaluate_run, format_eval, save_eval
-from ..errors import PixelsegError
-from ..runs import RunFolder
+from ..analysis.evaluation import data_root_of, evaluate_run, format_eval, save_eval
 from ._common import add_inference_arguments, inference_options
 
 COMMAND = "eval"
@@ -23,13 +21,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
-
-
-def data_root_of(run: str) -> str:
-    folder = RunFolder(run)
-    if not folder.has_config():
-        raise PixelsegError(f"{run}: give --data (no config.yaml in the run to take it from)")
-    return folder.config().data.root
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from ..analysis.corruptions import CORRUPTIONS
-from ..analysis.robustness import run_robustness, trained_corruptions_of
-from ..analysis.run_report import build_run_report
-from ..analysis.stability import prediction_consistency
-from ..data.formats import open_split
-from ..deploy.predict import load
+from ..analysis.robustness_workflow import robustness
 from ..errors import PixelsegError
-from ..files import atomic_write_text
-from ..runs import RunFolder
-from .eval import data_root_of
 
 COMMAND = "robustness"
 HELP = "robustness to corruptions (noise, blur, weather-like, JPEG, geometry) and stability"
@@ -41,11 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run)
-    predictor = load(run_dir, args.device)
-    source = open_split(args.data or data_root_of(args.run), args.split, args.format)
-    n = min(len(source), args.max_images or len(source))
-    samples = [source.load(i) for i in range(n)]
     names = args.corruptions.split(",") if args.corruptions else None
     for name in names or []:
         if name not in CORRUPTIONS:
@@ -58,40 +44,30 @@ def run(args: argparse.Namespace) -> int:
         raise PixelsegError(
             f"--severities {args.severities}: expected numbers like 1,3,5"
         ) from None
-
-    trained = (
-        tuple(args.trained_corruptions.split(","))
-        if args.trained_corruptions
-        else trained_corruptions_of(run_dir)
-    )
-    for name in trained:
+    trained = tuple(args.trained_corruptions.split(",")) if args.trained_corruptions else None
+    for name in trained or ():
         if name not in CORRUPTIONS:
             raise PixelsegError(
                 f"--trained-corruptions {name}: unknown; choose from {', '.join(CORRUPTIONS)}"
             )
-
-    def predict_fn(images):
-        return [predictor.predict(im) for im in images]
-
-    result = run_robustness(
-        predict_fn,
-        samples,
-        predictor.num_classes,
+    out = robustness(
+        args.run,
+        args.data,
+        args.split,
+        args.format,
         names,
         severities,
+        max_images=args.max_images,
         seed=args.seed,
-        progress=not args.quiet,
         trained_corruptions=trained,
+        device=args.device,
+        progress=not args.quiet,
     )
-    consistency = prediction_consistency(predict_fn, [s.image for s in samples])
-    folder = RunFolder(run_dir)
-    out = folder.robustness_dir
-    atomic_write_text(folder.robustness, json.dumps(result.to_dict(), indent=1))
-    atomic_write_text(folder.consistency, json.dumps(consistency.to_dict(), indent=1))
-    result.plot(folder.robustness_plot)
-    print(result.table())
+    print(out.result.table())
     print()
-    print(consistency.table())
-    report = build_run_report(run_dir)
-    print(f"\nsaved {out}/robustness.json, consistency.json, robustness.png; report {report}")
+    print(out.consistency.table())
+    print(
+        f"\nsaved {out.files[0].parent}/robustness.json, consistency.json, robustness.png; "
+        f"report {out.report}"
+    )
     return 0
