@@ -3,7 +3,6 @@ deterministic), the user's overrides winning, `pixelseg plan` and `pixelseg trai
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -176,17 +175,13 @@ def test_train_without_model_options_plans_and_saves_the_plan(scenes, tmp_path, 
     assert not (out_dir / "chosen" / "plan.json").exists()
 
 
-def test_no_plan_for_model_options_no_plan_flag_or_torchrun(monkeypatch):
-    base = dict(model=None, config=None, resume=None, no_plan=False)
-
-    def applied(overrides, **kw):
-        args = argparse.Namespace(**{**base, **kw})
-        return apply_plan_if_unconfigured(args, overrides, log=lambda *a: None)[1] is not None
+def test_no_plan_for_model_options_no_plan_flag_or_torchrun():
+    def applied(overrides, chose_model=False, world_size=1):
+        plan = apply_plan_if_unconfigured(overrides, chose_model, world_size, log=lambda *a: None)
+        return plan[1] is not None
 
     pairs = ["data.root=/nonexistent"]
-    assert not applied(pairs, model="unet")
-    assert not applied(pairs, config="run.yaml")
-    assert not applied(pairs, no_plan=True)
+    assert not applied(pairs, chose_model=True)  # pixelseg train --model, --config or --no-plan
     assert not applied([*pairs, "model.width=8"])
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert not applied(pairs)
+    assert not applied([*pairs, "model=unet"])
+    assert not applied(pairs, world_size=2)  # under torchrun: each process could plan otherwise

@@ -7,7 +7,7 @@ import time
 
 from ..analysis.run_report import finish_run
 from ..config import load_config
-from ..engine.distributed import finish_process
+from ..engine.distributed import finish_process, is_main_process, launched_world_size
 from ..engine.trainer import resume, train
 from ..runs import RunFolder
 from ..tuning.plan import apply_plan_if_unconfigured
@@ -84,13 +84,6 @@ def cli_overrides(args: argparse.Namespace) -> list[str]:
     return pairs + list(args.overrides)
 
 
-def is_main_process() -> bool:
-    """Under torchrun only rank 0 writes the report."""
-    import os
-
-    return int(os.environ.get("RANK", 0)) == 0
-
-
 def run(args: argparse.Namespace) -> int:
     """Train (or resume); under torchrun the process ends here (``finish_process``)."""
     return finish_process(_run(args))
@@ -103,7 +96,10 @@ def _run(args: argparse.Namespace) -> int:
     else:
         # Without model options, a plan from the dataset and hardware goes before the user's
         # overrides (tuning/plan.py); plan is None otherwise.
-        overrides, plan = apply_plan_if_unconfigured(args, cli_overrides(args))
+        chose_model = bool(args.model or args.config or args.no_plan)
+        overrides, plan = apply_plan_if_unconfigured(
+            cli_overrides(args), chose_model, launched_world_size()
+        )
         cfg = load_config(args.config, overrides)
         if args.seeds > 1:
             return train_seeds(cfg, args.seeds, progress=not args.quiet)

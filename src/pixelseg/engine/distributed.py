@@ -36,9 +36,20 @@ class DistInfo:
         return self.world_size > 1
 
 
+def launched_world_size() -> int:
+    """How many processes torchrun started (its WORLD_SIZE); 1 without torchrun."""
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun launch (its RANK), or the only process: the one that writes the
+    run-level files (plan, report) after training."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
 def init_distributed(device_type: str) -> DistInfo:
     """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world = launched_world_size()
     if world <= 1:
         return DistInfo()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))

@@ -32,11 +32,9 @@ How the choices are made (nnU-Net's idea, with a time budget instead of a GPU-me
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -495,26 +493,26 @@ def plan_for_config(
     return make_plan(ds, hw, costs, fixed, targets)
 
 
-def is_unconfigured(args: argparse.Namespace, overrides: list[str]) -> bool:
-    """No model options: no --model, no --config, no model.* override (and not --no-plan)."""
-    if (
-        getattr(args, "no_plan", False)
-        or getattr(args, "model", None)
-        or getattr(args, "config", None)
-        or getattr(args, "resume", None)
-    ):
+def is_unconfigured(overrides: list[str], chose_model: bool = False) -> bool:
+    """No model options: ``chose_model`` is false (for ``pixelseg train``: no --model, --config,
+    --resume or --no-plan) and no ``model.*`` override."""
+    if chose_model:
         return False
     return not any(k.startswith("model.") or k == "model" for k in flat_keys(overrides))
 
 
 def apply_plan_if_unconfigured(
-    args: argparse.Namespace, overrides: list[str], log: Callable[[str], None] = print
+    overrides: list[str],
+    chose_model: bool = False,
+    world_size: int = 1,
+    log: Callable[[str], None] = print,
 ) -> tuple[list[str], Plan | None]:
     """For ``pixelseg train``: when the user chose no model, plan one and put the plan's
-    overrides before the user's. Returns (overrides, plan or None)."""
-    if not is_unconfigured(args, overrides):
+    overrides before the user's. ``world_size``: the number of training processes (torchrun's).
+    Returns (overrides, plan or None)."""
+    if not is_unconfigured(overrides, chose_model):
         return overrides, None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if world_size > 1:
         # Each process would time the models itself and could plan differently.
         log(
             "self-configuration is off under torchrun: run `pixelseg plan --data DIR --save "
