@@ -9,6 +9,7 @@
 """
 
 from .analysis.robustness_workflow import RunRobustness, robustness
+from .analysis.seeds import SeedsResult, train_seeds
 from .config import RunConfig, load_config
 from .deploy.predict import Predictor, load
 from .engine.trainer import TrainResult, resume, train
@@ -30,4 +31,6 @@ __all__ = [
     "list_models",
     "RunRobustness",
     "robustness",
+    "SeedsResult",
+    "train_seeds",
 ]

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from ..analysis.run_report import finish_run
+from ..analysis.seeds import train_seeds
 from ..config import load_config
 from ..engine.distributed import finish_process, is_main_process, launched_world_size
 from ..engine.trainer import resume, train
@@ -102,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         cfg = load_config(args.config, overrides)
         if args.seeds > 1:
-            return train_seeds(cfg, args.seeds, progress=not args.quiet)
+            return run_seeds(cfg, args.seeds, progress=not args.quiet)
         result = train(cfg, progress=not args.quiet)
         if plan is not None and is_main_process():
             plan.save(result.run_dir)
@@ -121,40 +122,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_seeds(cfg, n: int, progress: bool = True) -> int:
-    """Seed variance: the same configuration trained with n seeds, one run folder each."""
-    import copy
-    import json
-    from pathlib import Path
-
-    from ..analysis.stability import summarize_seeds
-    from ..files import atomic_write_text
-
-    base_name = cfg.name or f"{cfg.model.name}-seeds"
-    finals = []
-    for k in range(n):
-        run_cfg = copy.deepcopy(cfg)
-        run_cfg.train.seed = cfg.train.seed + k
-        run_cfg.name = f"{base_name}-seed{run_cfg.train.seed}"
-        print(f"\n== seed {run_cfg.train.seed} ({k + 1}/{n}) ==")
-        result = train(run_cfg, progress=progress)
-        last = result.history[-1]
-        finals.append(
-            {
-                "seed": run_cfg.train.seed,
-                "best_val_miou": result.best_miou,
-                "final_val_miou": last["val_miou"],
-                "final_val_loss": last["val_loss"],
-                "final_train_loss": last["train_loss"],
-                "run": str(result.run_dir),
-            }
-        )
-    numeric = [{k: v for k, v in f.items() if k not in ("seed", "run")} for f in finals]
-    summary = summarize_seeds(numeric)
-    path = Path(cfg.out_dir) / f"{base_name}-seeds.json"
-    atomic_write_text(path, json.dumps({"runs": finals, "summary": summary}, indent=1))
-    print(f"\n{'metric':<18} {'mean':>8} {'std':>8} {'min':>8} {'max':>8}")
-    for key, s in summary.items():
-        print(f"{key:<18} {s['mean']:>8.4f} {s['std']:>8.4f} {s['min']:>8.4f} {s['max']:>8.4f}")
-    print(f"seed variance over {n} runs saved in {path}")
+def run_seeds(cfg, n: int, progress: bool) -> int:
+    out = train_seeds(cfg, n, progress=progress)
+    print("\n" + out.table())
+    print(f"seed variance over {n} runs saved in {out.path}")
     return 0
