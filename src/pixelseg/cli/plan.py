@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._common import flag_overrides
+
 COMMAND = "plan"
 HELP = "print the training plan chosen from the dataset and hardware (self-configuration)"
 ORDER = 12
@@ -42,12 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from ..files import atomic_write_text
     from ..tuning.plan import Targets, flat_keys, plan_for_config
 
-    user = [f"data.root={args.data}"]
-    if args.format:
-        user.append(f"data.format={args.format}")
-    if args.device:
-        user.append(f"train.device={args.device}")
-    user += list(args.overrides)
+    # --budget-minutes is a planning target here, not train.time_budget_minutes
+    user = flag_overrides(args, ("data", "format", "device")) + list(args.overrides)
     cfg = load_config(None, user)
     targets = Targets(epoch_seconds=args.epoch_seconds, total_minutes=args.budget_minutes)
     fixed = {

@@ -12,6 +12,7 @@ from ..engine.distributed import finish_process, is_main_process, launched_world
 from ..engine.trainer import resume, train
 from ..runs import RunFolder
 from ..tuning.plan import apply_plan_if_unconfigured
+from ._common import flag_overrides
 
 COMMAND = "train"
 HELP = "train a model on your images (or resume a run)"
@@ -61,23 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cli_overrides(args: argparse.Namespace) -> list[str]:
     """Named flags become key=value overrides placed before the free-form ones."""
-    pairs = []
-    for flag, key in [
-        ("data", "data.root"),
-        ("format", "data.format"),
-        ("model", "model.name"),
-        ("name", "name"),
-        ("out_dir", "out_dir"),
-        ("epochs", "train.epochs"),
-        ("batch_size", "train.batch_size"),
-        ("lr", "train.lr"),
-        ("budget_minutes", "train.time_budget_minutes"),
-        ("seed", "train.seed"),
-        ("device", "train.device"),
-    ]:
-        value = getattr(args, flag)
-        if value is not None:
-            pairs.append(f"{key}={value}")
+    pairs = flag_overrides(args)
     if args.deterministic:
         pairs.append("train.deterministic=true")
     if args.skip_bad:
