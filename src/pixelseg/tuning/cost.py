@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..data.transforms import AugmentParams, TrainTransform
 from ..models import create_model
 
 
@@ -143,8 +144,6 @@ def measure_data_cost(source, samples: int = 3) -> float:
     """Seconds to decode one training sample and augment it (default strengths), at its own
     size: the loader's share of an epoch when it runs in the training process (CPU). The
     median over the split's first few items; an upper bound when the plan then downscales."""
-    from ..data.transforms import AugmentParams, TrainTransform
-
     transform = TrainTransform(AugmentParams())
     rng = np.random.default_rng(0)
     times = []

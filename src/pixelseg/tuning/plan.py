@@ -45,6 +45,7 @@ from ..data.formats import open_split
 from ..engine.device import configure_threads, pick_device
 from ..engine.loaders import loader_workers
 from ..files import atomic_write_text
+from ..models import list_models
 from .cost import ModelCost, measure_data_cost, measure_model_cost
 from .fingerprint import (
     DatasetFingerprint,
@@ -264,8 +265,6 @@ def search_options(
     ds: DatasetFingerprint, hw: HardwareFingerprint, fixed: dict, targets: Targets, cost_fn: CostFn
 ) -> tuple[_Option, list[_Option], str]:
     """The first (scale, model) that fits the epoch budget, every option tried, geometry reason."""
-    from ..models import list_models
-
     registered = {e.name for e in list_models()}
     ladder = [c for c in (GPU_LADDER if hw.is_gpu else CPU_LADDER) if c[0] in registered]
     if "model.name" in fixed:  # `pixelseg plan ... model.name=X`: plan around the user's model

@@ -40,8 +40,10 @@ from typing import Any
 
 import yaml
 
+from ..config import load_config
 from ..errors import PixelsegError
 from ..files import read_yaml_mapping
+from ..models import get_entry, list_models
 
 # Keys that stand for several configuration keys at once (so the search has fewer dimensions).
 DERIVED_KEYS = ("augment.colour", "augment.scale_jitter")
@@ -161,15 +163,11 @@ class SearchSpace:
 
     def knobs_for(self, model: str) -> dict[str, Dist]:
         """The knob distributions that apply to ``model`` (only knobs it has)."""
-        from ..models import get_entry
-
         has = get_entry(model).knobs()
         merged = {**self.knobs, **self.per_model.get(model, {})}
         return {k: d for k, d in merged.items() if k in has}
 
     def families(self) -> dict[str, list[str]]:
-        from ..models import get_entry
-
         out: dict[str, list[str]] = {}
         for name in self.models:
             out.setdefault(get_entry(name).family, []).append(name)
@@ -199,8 +197,6 @@ class SearchSpace:
         Values outside a range are clamped into it; a categorical parameter whose value is
         not among the choices is left out, for the sampler to choose.
         """
-        from ..models import get_entry
-
         model = cfg.model.name
         if model not in self.models:
             return None
@@ -293,8 +289,6 @@ def local_space(cfg: Any) -> SearchSpace:
     on a short budget most of them land far from anything that trains. When the model is
     settled, this space spends the same trials where a better configuration is likely.
     """
-    from ..models import get_entry
-
     model = cfg.model.name
     t, a = cfg.train, cfg.augment
     params: dict[str, Any] = {
@@ -331,8 +325,6 @@ def load_space(path: str | Path | None) -> SearchSpace:
 
 def build_space(data: dict) -> SearchSpace:
     """Defaults <- ``data`` (the parsed YAML), checked against the config and the registry."""
-    from ..models import list_models
-
     unknown = set(data) - set(SECTIONS)
     if unknown:
         raise PixelsegError(
@@ -391,8 +383,6 @@ def _merge(defaults: dict, given: Any, section: str) -> dict[str, Dist]:
 
 def _check_param_key(key: str, dist: Dist) -> None:
     """A searched key must be a configuration key (or a derived one), and its values valid."""
-    from ..config import load_config
-
     if key.startswith("model."):
         raise PixelsegError(
             f"params.{key}: model knobs go in the knobs section, the model choice in models"

@@ -35,8 +35,15 @@ from typing import Any
 from filelock import FileLock
 
 from ..config import RunConfig, load_config
+from ..data.formats import open_split
+from ..data.pipeline import open_train_val
+from ..engine import trainer  # trainer.train looked up per trial: tests replace it
+from ..engine.device import configure_threads, pick_device
 from ..errors import PixelsegError
+from ..models import get_entry
 from . import require_optuna
+from .cost import measure_model_cost
+from .fingerprint import image_size, spread
 from .options import TuneOptions, TuneSummary, trial_config
 from .outputs import write_outputs
 from .space import LOCAL, SearchSpace, default_space, local_space
@@ -127,9 +134,6 @@ def counts_toward_budget(trial) -> bool:
 
 def check_options(opts: TuneOptions) -> RunConfig:
     """Everything that can be wrong with the user's input, before any trial runs."""
-    from ..data.pipeline import open_train_val
-    from ..models import get_entry
-
     if opts.trials < 1:
         raise PixelsegError(f"--trials: must be >= 1, got {opts.trials}")
     if opts.epochs_per_trial < 1:
@@ -210,8 +214,6 @@ class _EpochReporter:
 def _objective(
     opts: TuneOptions, space: SearchSpace, lock: FileLock | _NoLock, log: Callable
 ) -> Callable:
-    from ..engine.trainer import train
-
     optuna = require_optuna()
 
     def objective(trial) -> float:
@@ -229,7 +231,7 @@ def _objective(
                 else (lambda *a, **k: None)
             )
             try:
-                result = train(cfg, progress=False, log=trial_log, on_epoch=reporter)
+                result = trainer.train(cfg, progress=False, log=trial_log, on_epoch=reporter)
                 return float(result.best_miou)
             except _TimeUp as e:
                 trial.set_user_attr("stopped", str(e))
@@ -361,11 +363,6 @@ def _short(v: Any) -> str:
 def estimate_cost(opts: TuneOptions, base: RunConfig, study, log: Callable) -> None:
     """Print what the study will cost: trials x epochs, and minutes from a timed step of the
     base configuration's model (the models in the space differ; the first trial tells more)."""
-    from ..data.formats import open_split
-    from ..engine.device import configure_threads, pick_device
-    from .cost import measure_model_cost
-    from .fingerprint import image_size, spread
-
     todo = max(0, opts.trials - sum(counts_toward_budget(t) for t in study.trials))
     epochs = todo * opts.epochs_per_trial
     line = (
