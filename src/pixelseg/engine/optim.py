@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
+from ..data import class_stats
 from ..errors import PixelsegError
 
 
@@ -35,8 +36,6 @@ def resolve_class_weights(cfg: RunConfig, train_source) -> list[float] | None:
     if cw is None or isinstance(cw, list):
         return cw
     if isinstance(cw, str):
-        from ..data import class_stats
-
         return class_stats.weights_for_source(train_source, cw)
     raise PixelsegError(f"train.class_weights: expected none, median, sqrt or a list, got {cw!r}")
 

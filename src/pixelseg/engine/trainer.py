@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..config import RunConfig
 from ..constants import IGNORE_INDEX
 from ..data.pipeline import open_train_val
+from ..data.preflight import preflight
 from ..data.transforms import Normalizer
 from ..errors import PixelsegError
 from ..models import create_model
@@ -99,8 +100,6 @@ class Trainer:
 
         # 1. Everything that reads the user's input, before any file is written.
         self.train_source, self.val_source, self.classes = open_train_val(cfg.data)
-        from ..data.preflight import preflight
-
         self.skipped = preflight(
             [self.train_source, self.val_source],
             skip_bad=cfg.data.skip_bad,
