@@ -8,13 +8,22 @@
 >>> pixelseg.robustness(result.run_dir).result.table()  # doctest: +SKIP
 """
 
+# Every command is a call of one of these (cli/ parses the arguments and calls it).
+from .analysis.evaluation import evaluate_run, save_eval
 from .analysis.robustness_workflow import RunRobustness, robustness
+from .analysis.run_report import build_run_report
 from .analysis.seeds import SeedsResult, train_seeds
 from .config import RunConfig, load_config
+from .data.check import check_dataset
+from .deploy.batch import predict_stream
+from .deploy.onnx_export import export_onnx
 from .deploy.predict import Predictor, load
 from .engine.trainer import TrainResult, resume, train
 from .errors import PixelsegError
 from .models import create_model, list_models
+from .tuning.options import TuneOptions
+from .tuning.plan import plan_for_config
+from .tuning.study import run_study
 
 __version__ = "0.1.0"
 
@@ -33,4 +42,13 @@ __all__ = [
     "robustness",
     "SeedsResult",
     "train_seeds",
+    "evaluate_run",
+    "save_eval",
+    "build_run_report",
+    "check_dataset",
+    "predict_stream",
+    "export_onnx",
+    "TuneOptions",
+    "plan_for_config",
+    "run_study",
 ]
