@@ -13,15 +13,16 @@ def test_epochs_that_fit_follow_the_measured_epochs():
     budget = TimeBudget(seconds=100.0, started=0.0)
     budget.elapsed = lambda: 30.0  # 30 s spent: set-up and 3 epochs of 8 s
     budget.epoch_seconds = [10.0, 8.0, 8.0]
-    # (100 - 30 - 14 end) / ~8.67 s per epoch = 6.5 more epochs: rounded to 6 -> 9 in all
+    # (100 - 30 - 14 end) / ~8.67 s per epoch = 6.5 more epochs: 6 whole ones fit -> 9 in all
     assert budget.epochs_that_fit(done=3, end_seconds=14.0) == 9
+    assert budget.epochs_that_fit(done=3, end_seconds=20.0) == 8  # 5.8 more: 5 whole ones
     budget.elapsed = lambda: 99.0  # over budget: stop after what is done
     assert budget.epochs_that_fit(done=3, end_seconds=14.0) == 3
 
 
 def test_end_of_run_estimate_scales_with_the_images_it_scores():
-    assert end_of_run_seconds(10.0, 100, 400) == pytest.approx(0.1 * 1.3 * 500 + 5)
-    assert end_of_run_seconds(10.0, 100, 5000) == pytest.approx(0.1 * 1.3 * 1100 + 5)
+    assert end_of_run_seconds(10.0, 100, 400) == pytest.approx(0.1 * 2 * 500 + 10)
+    assert end_of_run_seconds(10.0, 100, 5000) == pytest.approx(0.1 * 2 * 1100 + 10)
 
 
 def test_a_budget_refits_the_epochs_and_the_schedule(make_cfg, monkeypatch):

@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides)
         if args.seeds > 1:
             return run_seeds(cfg, args.seeds, progress=not args.quiet)
-        result = train(cfg, progress=not args.quiet)
+        result = train(cfg, progress=not args.quiet, started=started)  # planning counts too
         if plan is not None and is_main_process():
             plan.save(result.run_dir)
     print(

@@ -83,13 +83,18 @@ class Trainer:
         progress: bool = True,
         log=print,
         on_epoch=None,
+        started: float | None = None,
     ) -> None:
         """``on_epoch(row)`` is called after each epoch's evaluation with the metrics row;
-        it may raise to stop training (a tuner pruning a trial)."""
+        it may raise to stop training (a tuner pruning a trial). ``started`` (a ``time.time()``)
+        is when a time budget's clock started; default now (the CLI passes its own start, so
+        planning counts too)."""
         self.cfg, self.progress, self.on_epoch = cfg, progress, on_epoch
         t = cfg.train
         minutes = t.time_budget_minutes
-        self.budget = TimeBudget(60.0 * minutes) if minutes else None  # the clock starts here
+        self.budget = (
+            TimeBudget(60.0 * minutes, started=started or time.time()) if minutes else None
+        )
         self.planned_epochs = t.epochs  # a time budget re-fits it after every epoch
         self.dist: DistInfo = init_distributed(pick_device(t.device).type)
         self.log = log if self.dist.is_main else (lambda *a, **k: None)
@@ -433,14 +438,16 @@ class Trainer:
         )
 
 
-def train(cfg: RunConfig, progress: bool = True, log=print, on_epoch=None) -> TrainResult:
+def train(
+    cfg: RunConfig, progress: bool = True, log=print, on_epoch=None, started: float | None = None
+) -> TrainResult:
     """Train a model as configured and return where the run went.
 
     >>> from pixelseg.config import load_config
     >>> cfg = load_config(overrides=["data.root=data/scenes", "train.epochs=5"])  # doctest: +SKIP
     >>> result = train(cfg)  # doctest: +SKIP
     """
-    return Trainer(cfg, progress=progress, log=log, on_epoch=on_epoch).fit()
+    return Trainer(cfg, progress=progress, log=log, on_epoch=on_epoch, started=started).fit()
 
 
 def resume(
