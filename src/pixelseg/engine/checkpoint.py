@@ -207,12 +207,13 @@ def load_checkpoint(
 
     ``path``: a run folder (its best checkpoint), a sidecar ``.json``, or a sidecar already
     read (a dict with ``_path``)."""
-    meta = path if isinstance(path, dict) else read_sidecar(path)
+    # Every consumer of a loaded model (eval, predict, export, resume) needs its classes.
+    meta = path if isinstance(path, dict) else read_sidecar(path, ("classes",))
     try:
         state = _read_data(meta, "weights")
     except _MissingFile:
         # A run still training moved its sidecar on (and removed the old files) while we read.
-        meta = read_sidecar(meta["_path"])
+        meta = read_sidecar(meta["_path"], ("classes",))
         state = _read_data(meta, "weights")
     spec = meta["model"]
     model = create_model(spec["name"], spec["num_classes"], spec["in_channels"], **spec["knobs"])

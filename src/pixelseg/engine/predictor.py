@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ..data.sample import ClassTable
 from ..data.transforms import Normalizer
+from ..errors import PixelsegError
 from .checkpoint import load_checkpoint
 from .device import pick_device
 from .inference import predict_probs
@@ -36,7 +37,13 @@ class Predictor:
         self.meta = meta
         self.device = device
         self.source = source or meta.get("_path", "")
-        self.classes = ClassTable.from_dict(meta["classes"])
+        try:
+            self.classes = ClassTable.from_dict(meta["classes"])
+        except (KeyError, TypeError, ValueError):
+            raise PixelsegError(
+                f"{self.source}: has no valid class table ('classes'); it is damaged or not a "
+                "pixelseg model"
+            ) from None
         norm = meta.get("normalization", {})
         self.normalizer = normalizer or (Normalizer(**norm) if norm else Normalizer())
         self.resize = tuple(meta["resize"]) if meta.get("resize") else None
