@@ -14,19 +14,10 @@ nearest-neighbour sampling by geometric ones, areas exposed by the transform bec
 ``IGNORE_INDEX``. All randomness comes from the ``numpy.random.Generator`` passed in, so a seed
 gives the same output every time.
 
-Severity parameters (severity 1 -> 5):
+Severity parameters (severity 1 -> 5): the photometric ones are listed in
+``pixelseg.data.corruptions``; the geometric ones are:
 
 ==============  ========================================================================
-gaussian_noise  std of additive noise on [0, 1] pixels: .08 .12 .18 .26 .38
-shot_noise      Poisson photon count scale (fewer photons = noisier): 60 25 12 5 3
-gaussian_blur   sigma in pixels: 1 2 3 4 6
-motion_blur     (radius, sigma) in pixels, angle U(-45, 45) deg: (10,3) (15,5) (15,8)
-                (15,12) (20,15). Unlike ImageNet-C's one-sided Wand kernel the kernel is
-                symmetric, so blurred objects stay centred on their labels.
-brightness      added to HSV value: .1 .2 .3 .4 .5
-contrast        factor towards the per-channel mean: .4 .3 .2 .1 .05
-jpeg            JPEG quality: 25 18 15 10 7
-pixelate        downscale factor (box filter down and up): .6 .5 .4 .3 .25
 rotate          angle in degrees, random sign: 3 6 9 12 15 (bilinear image, nearest mask)
 scale           zoom factor, zoom in or out (1/f) at random: 1.05 1.1 1.2 1.3 1.5
 ==============  ========================================================================
