@@ -64,16 +64,9 @@ def first(folder: Path, pattern: str = "*.png") -> Path:
     return sorted(folder.glob(pattern))[0]
 
 
-def train_args(data: Path, tmp: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--quiet",
-        "--data",
-        str(data),
-        "--out-dir",
-        str(tmp / "runs"),
-        "--name",
-        "r",
+def train_args(data: Path, tmp: Path, *extra: str, out_dir=None, name: str = "r") -> list[str]:
+    out = out_dir or tmp / "runs"
+    return ["train", "--quiet", "--data", str(data), "--out-dir", str(out), "--name", name] + [
         *TINY,
         *extra,
     ]
@@ -465,17 +458,7 @@ def report_missing_run(run: Path, data: Path) -> list[str]:
 
 
 def name_taken(run: Path, data: Path) -> list[str]:
-    return [
-        "train",
-        "--quiet",
-        "--data",
-        str(data),
-        "--out-dir",
-        str(run.parent),
-        "--name",
-        "run",
-        *TINY,
-    ]
+    return train_args(data, run.parent, out_dir=run.parent, name="run")
 
 
 RUN_CASES = [

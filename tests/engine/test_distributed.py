@@ -42,22 +42,15 @@ def data(tmp_path_factory):
     return root
 
 
-def torchrun(*args: str) -> subprocess.CompletedProcess:
+def launch_two(*target: str, timeout: float) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc-per-node 2 TARGET...``, outside any torchrun of ours."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "pixelseg",
-        "train",
-        "--quiet",
-        *args,
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    return subprocess.run([*cmd, *target], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    out = launch_two("-m", "pixelseg", "train", "--quiet", *args, timeout=240)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out
 
@@ -132,18 +125,7 @@ def test_ranks_exit_cleanly_when_one_is_late(tmp_path):
     # without an active exception"); see finish_process.
     script = tmp_path / "exit.py"
     script.write_text(EXIT_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        str(script),
-        "1.5",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    out = launch_two(str(script), "1.5", timeout=120)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "rank 0 done" in out.stdout and "rank 1 done" in out.stdout
     assert "terminate called" not in out.stderr
