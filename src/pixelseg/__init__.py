@@ -6,6 +6,7 @@
 >>> predictor = pixelseg.load(result.run_dir)        # doctest: +SKIP
 >>> class_map = predictor.predict(image)             # doctest: +SKIP
 >>> pixelseg.robustness(result.run_dir).result.table()  # doctest: +SKIP
+>>> pixelseg.serve(result.run_dir, port=8000)         # doctest: +SKIP
 """
 
 # Every command is a call of one of these (cli/ parses the arguments and calls it).
@@ -16,8 +17,11 @@ from .analysis.seeds import SeedsResult, train_seeds
 from .config import RunConfig, load_config
 from .data.check import check_dataset
 from .deploy.batch import predict_stream
+from .deploy.demo import DemoResult, demo
 from .deploy.onnx_export import export_onnx
 from .deploy.predict import Predictor, load
+from .deploy.serve import serve
+from .deploy.serve_limits import ServeLimits
 from .engine.trainer import TrainResult, resume, train
 from .errors import PixelsegError
 from .models import create_model, list_models
@@ -51,4 +55,8 @@ __all__ = [
     "TuneOptions",
     "plan_for_config",
     "run_study",
+    "DemoResult",
+    "demo",
+    "serve",
+    "ServeLimits",
 ]

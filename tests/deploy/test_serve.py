@@ -17,7 +17,7 @@ from pixelseg.data.imageio import list_images
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from pixelseg.deploy.serve import create_app  # noqa: E402
+from pixelseg.deploy.serve_app import create_app  # noqa: E402
 from pixelseg.deploy.serve_limits import ServeLimits  # noqa: E402
 
 

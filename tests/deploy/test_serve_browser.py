@@ -18,7 +18,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture
 def server(trained_run):
-    from pixelseg.deploy.serve import create_app
+    from pixelseg.deploy.serve_app import create_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
