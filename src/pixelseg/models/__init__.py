@@ -4,12 +4,13 @@ themselves: adding a model is adding a file, with no import list to maintain."""
 import importlib
 import pkgutil
 
+from .knobs import Knob
 from .registry import ModelEntry, create_model, get_entry, list_models, register_model
 
 for _info in pkgutil.iter_modules(__path__):
-    if not _info.name.startswith("_") and _info.name not in ("registry",):
+    if not _info.name.startswith("_") and _info.name not in ("registry", "knobs"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 _load_all = True
 
-__all__ = ["ModelEntry", "create_model", "get_entry", "list_models", "register_model"]
+__all__ = ["Knob", "ModelEntry", "create_model", "get_entry", "list_models", "register_model"]

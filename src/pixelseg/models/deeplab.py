@@ -7,25 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import (
-    ConvNormAct,
-    FineDecoder,
-    make_activation,
-    make_norm,
-    resize_to,
-)
+from .knobs import ACTIVATION, DECODER_STRIDE, DROPOUT, KERNEL_SIZE, NORM, WIDTH, Knob
+from .layers import ConvNormAct, FineDecoder, make_activation, resize_to
 from .registry import register_model
-
-
-def conv_norm(
-    cin: int, cout: int, kernel_size: int, stride: int = 1, dilation: int = 1, norm: str = "batch"
-) -> nn.Sequential:
-    """Conv -> norm without activation (the last conv of a residual branch)."""
-    pad = dilation * (kernel_size - 1) // 2
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel_size, stride, pad, dilation, bias=norm == "none"),
-        make_norm(norm, cout),
-    )
 
 
 class ResidualBlock(nn.Module):
@@ -45,11 +29,12 @@ class ResidualBlock(nn.Module):
         self.conv1 = ConvNormAct(
             cin, cout, kernel_size, stride, dilation, norm=norm, activation=activation
         )
-        self.conv2 = conv_norm(cout, cout, kernel_size, 1, dilation, norm)
+        # No activation before the sum: it comes after the shortcut is added.
+        self.conv2 = ConvNormAct(cout, cout, kernel_size, 1, dilation, norm=norm, activation=None)
         self.shortcut = (
             nn.Identity()
             if stride == 1 and cin == cout
-            else conv_norm(cin, cout, 1, stride, 1, norm)
+            else ConvNormAct(cin, cout, 1, stride, norm=norm, activation=None)
         )
         self.act = make_activation(activation)
 
@@ -106,6 +91,28 @@ class ASPP(nn.Module):
 @register_model(
     "deeplab",
     "DeepLabV3+-style: residual encoder, ASPP (dilated pyramid), light decoder with a skip",
+    knobs=[
+        WIDTH.but(help="stem channels; the stages have 2, 4, 8 and 8 times as many"),
+        Knob(
+            "output_stride",
+            int,
+            16,
+            choices=(8, 16),
+            help="encoder stride; 8 dilates the last two stages instead (~4x their cost)",
+        ),
+        Knob(
+            "dilations",
+            tuple[int, ...],
+            (6, 12, 18),
+            low=1,
+            help="ASPP rates at output stride 16 (doubled at 8); smaller on small images",
+        ),
+        KERNEL_SIZE,
+        ACTIVATION,
+        NORM,
+        DROPOUT.but(default=0.1, help="dropout after the ASPP projection"),
+        DECODER_STRIDE,
+    ],
 )
 class DeepLab(nn.Module):
     """DeepLabV3+ in spirit, trained from scratch.
@@ -142,15 +149,7 @@ class DeepLab(nn.Module):
         decoder_stride: int = 4,
     ) -> None:
         super().__init__()
-        if output_stride not in (8, 16):
-            raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
         dilations = (dilations,) if isinstance(dilations, int) else tuple(dilations)
-        if not dilations or any(not isinstance(d, int) or d < 1 for d in dilations):
-            raise ValueError(f"dilations must be positive integers, got {list(dilations)}")
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         w = width
         kw = dict(kernel_size=kernel_size, norm=norm, activation=activation)
         self.stem = nn.Sequential(

@@ -40,7 +40,11 @@ def make_norm(name: str, channels: int) -> nn.Module:
 
 
 class ConvNormAct(nn.Sequential):
-    """Conv (same padding) -> norm -> activation. Bias only when there is no norm."""
+    """Conv (same padding) -> norm -> activation. Bias only when there is no norm.
+
+    ``activation=None`` stops after the norm (the last conv of a residual branch, added to the
+    shortcut before the activation); the submodules are then ``0`` (conv) and ``1`` (norm).
+    """
 
     def __init__(
         self,
@@ -51,7 +55,7 @@ class ConvNormAct(nn.Sequential):
         dilation: int = 1,
         groups: int = 1,
         norm: str = "batch",
-        activation: str = "relu",
+        activation: str | None = "relu",
     ) -> None:
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
@@ -59,7 +63,7 @@ class ConvNormAct(nn.Sequential):
         super().__init__(
             nn.Conv2d(cin, cout, kernel_size, stride, pad, dilation, groups, bias=norm == "none"),
             make_norm(norm, cout),
-            make_activation(activation),
+            *([] if activation is None else [make_activation(activation)]),
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .knobs import ACTIVATION, DECODER_STRIDE, KERNEL_SIZE, NORM, WIDTH, Knob
 from .layers import ConvNormAct, FineDecoder, SkipRefine, make_norm, resize_to
 from .registry import register_model
 
@@ -81,6 +82,14 @@ class ContextGate(nn.Module):
 @register_model(
     "lightseg",
     "Lightweight CPU model: inverted-bottleneck encoder, gated context, 1/4 decoder (<1 GFLOP)",
+    knobs=[
+        WIDTH.but(default=16, help="stem channels; the stages have 1.5, 2 and 4 times as many"),
+        Knob("expansion", int, 4, low=1, help="inverted bottleneck's expansion ratio"),
+        KERNEL_SIZE.but(help="depthwise kernel (5 sees more for little cost)"),
+        ACTIVATION,
+        NORM,
+        DECODER_STRIDE,
+    ],
 )
 class LightSeg(nn.Module):
     """Stem (stride 2) -> inverted-bottleneck stages at strides 4, 8, 16 with
@@ -109,10 +118,6 @@ class LightSeg(nn.Module):
         decoder_stride: int = 4,
     ) -> None:
         super().__init__()
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        if expansion < 1:
-            raise ValueError(f"expansion must be >= 1, got {expansion}")
         c1, c2, c3 = max(1, (3 * width) // 2), 2 * width, 4 * width
         kw = dict(expansion=expansion, kernel_size=kernel_size, norm=norm, activation=activation)
         self.stem = ConvNormAct(in_channels, width, 3, stride=2, norm=norm, activation=activation)

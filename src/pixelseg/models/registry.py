@@ -1,21 +1,23 @@
 """One registry for every model: build by name, list with knobs and defaults.
 
 A model is a ``nn.Module`` class whose ``__init__(self, num_classes, in_channels=3, *, knob=...)``
-keyword arguments are its knobs. Register it with ``@register_model("name", "one line")``.
+keyword arguments are its knobs. Register it with ``@register_model("name", "one line",
+knobs=[Knob(...), ...])``: each knob is declared once there (type, default, valid values, help,
+tuning range; see ``knobs.py``), and the declaration must name exactly the constructor's
+keyword arguments with the same defaults (checked when the model registers).
 """
 
 from __future__ import annotations
 
 import inspect
-import numbers
-import types
-import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from ..errors import PixelsegError
+from .knobs import Knob, check_knob
 
 
 @dataclass(frozen=True)
@@ -24,37 +26,40 @@ class ModelEntry:
     family: str  # "cnn" or "rnn"
     description: str
     cls: type[nn.Module]
+    declared: tuple[Knob, ...] = ()
 
     def knobs(self) -> dict[str, Any]:
-        """Knob name -> default, from the constructor's keyword arguments."""
-        sig = inspect.signature(self.cls.__init__)
-        return {
-            p.name: p.default
-            for p in sig.parameters.values()
-            if p.name not in ("self", "num_classes", "in_channels")
-            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        }
+        """Knob name -> default."""
+        return {k.name: k.default for k in self.declared}
 
     def knob_types(self) -> dict[str, Any]:
-        """Knob name -> its declared type (the constructor's annotation; the default's type
-        where there is none)."""
-        hints = typing.get_type_hints(self.cls.__init__)
-        return {
-            k: hints.get(k, Any if default is None else type(default))
-            for k, default in self.knobs().items()
-        }
+        """Knob name -> its declared type."""
+        return {k.name: k.type for k in self.declared}
+
+    def knob(self, name: str) -> Knob:
+        """The declaration of knob ``name``; a PixelsegError naming it when there is none."""
+        for k in self.declared:
+            if k.name == name:
+                return k
+        raise PixelsegError(
+            f"model.{name}: not a knob of {self.name!r}; its knobs are "
+            f"{', '.join(self.knobs()) or '(none)'}"
+        )
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, description: str, family: str = "cnn"):
-    """Class decorator adding a model to the registry; a duplicate name is an error."""
+def register_model(name: str, description: str, family: str = "cnn", knobs: Iterable[Knob] = ()):
+    """Class decorator adding a model with its declared ``knobs`` to the registry; a
+    duplicate name, or knobs that are not the constructor's, are an error."""
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, family, description, cls)
+        declared = tuple(knobs)
+        _check_declaration(name, cls, declared)
+        _REGISTRY[name] = ModelEntry(name, family, description, cls, declared)
         return cls
 
     return wrap
@@ -80,14 +85,7 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, **knobs: Any
     >>> m = create_model("unet", num_classes=6, depth=3, activation="gelu")
     """
     entry = get_entry(name)
-    allowed = entry.knobs()
-    for key in knobs:
-        if key not in allowed:
-            raise PixelsegError(
-                f"model.{key}: not a knob of {name!r}; its knobs are {', '.join(allowed)}"
-            )
-    types_ = entry.knob_types()
-    knobs = {key: check_knob(name, key, value, types_[key]) for key, value in knobs.items()}
+    knobs = {key: check_knob(name, entry.knob(key), value) for key, value in knobs.items()}
     try:
         model = entry.cls(num_classes, in_channels, **knobs)
     except (ValueError, TypeError) as e:
@@ -102,69 +100,41 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, **knobs: Any
         "name": name,
         "num_classes": num_classes,
         "in_channels": in_channels,
-        "knobs": {**allowed, **knobs},
+        "knobs": {**entry.knobs(), **knobs},
     }
     return model
 
 
-def _conform(value: Any, tp: Any) -> tuple[bool, Any]:
-    """(does ``value`` fit type ``tp``, the value to use): ints pass as floats, "3e-4" (YAML
-    1.1 reads it as a string) as a float, a single item where a tuple of them is declared."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return True, value
-    if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            ok, fitted = _conform(value, arg)
-            if ok:
-                return True, fitted
-        return False, value
-    if tp is type(None):
-        return value is None, value
-    if tp is bool:
-        return isinstance(value, bool), value
-    if isinstance(value, bool):  # bool is an int subclass: not a number here
-        return False, value
-    if tp is int:
-        return isinstance(value, numbers.Integral), int(value) if isinstance(
-            value, numbers.Integral
-        ) else value
-    if tp is float:
-        if isinstance(value, numbers.Real):
-            return True, float(value)
-        try:
-            return isinstance(value, str), float(value)
-        except (TypeError, ValueError):
-            return False, value
-    if tp is str:
-        return isinstance(value, str), value
-    if origin in (tuple, list) and args:
-        item = args[0]
-        items = value if isinstance(value, (list, tuple)) else [value]
-        return all(_conform(v, item)[0] for v in items), value
-    return True, value  # other annotations are left to the model
+def constructor_knobs(cls: type[nn.Module]) -> dict[str, Any]:
+    """Knob name -> default, as the constructor's keyword arguments have them."""
+    sig = inspect.signature(cls.__init__)
+    return {
+        p.name: p.default
+        for p in sig.parameters.values()
+        if p.name not in ("self", "num_classes", "in_channels")
+        and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
 
 
-def _type_words(tp: Any) -> str:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_words(a) for a in args)
-    if origin in (tuple, list) and args:
-        return f"a list of {_type_words(args[0]).split(' ', 1)[-1]}s"
-    words = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    return words.get(tp, "none" if tp is type(None) else getattr(tp, "__name__", str(tp)))
-
-
-def check_knob(model: str, key: str, value: Any, tp: Any) -> Any:
-    """``value`` as knob ``key`` of ``model`` takes it, or a PixelsegError naming the key and
-    the type it expects."""
-    ok, fitted = _conform(value, tp)
-    if not ok:
-        raise PixelsegError(
-            f"model.{key}: expected {_type_words(tp)}, got {value!r} (a knob of {model!r}; "
-            "see `pixelseg models`)"
+def _check_declaration(name: str, cls: type[nn.Module], declared: tuple[Knob, ...]) -> None:
+    """The declared knobs are the constructor's keyword arguments, with the same defaults,
+    and each default is valid: a declaration that drifted from the code fails at import."""
+    names = [k.name for k in declared]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model {name!r}: a knob is declared twice in {names}")
+    in_code = constructor_knobs(cls)
+    if set(names) != set(in_code):
+        raise ValueError(
+            f"model {name!r}: declared knobs {sorted(names)} are not the constructor's "
+            f"{sorted(in_code)}"
         )
-    return fitted
+    for k in declared:
+        if k.default != in_code[k.name]:
+            raise ValueError(
+                f"model {name!r}: knob {k.name} declares default {k.default!r}, "
+                f"the constructor has {in_code[k.name]!r}"
+            )
+        k.check(k.default)
 
 
 def _ensure_loaded() -> None:

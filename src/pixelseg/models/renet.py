@@ -19,11 +19,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .knobs import ACTIVATION, Knob
 from .layers import ConvNormAct, make_activation, make_norm, pad_to_multiple, resize_to
 from .registry import register_model
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 UPSAMPLE_MODES = ("deconv", "bilinear")
+
+# Knobs of every model built from ReNet layers.
+CELL = Knob("cell", str, "gru", choices=tuple(CELLS), search=True, help="recurrent cell")
+HIDDEN_SIZE = Knob(
+    "hidden_size",
+    int,
+    64,
+    low=1,
+    search=[32, 64, 128],
+    help="hidden units per direction of each ReNet sweep",
+)
+NUM_LAYERS = Knob("num_layers", int, 2, low=1, help="ReNet layers (row + column sweeps)")
 
 
 def make_rnn(cell: str, input_size: int, hidden_size: int) -> nn.RNNBase:
@@ -95,6 +108,21 @@ class RecurrentContext(nn.Module):
     "renet",
     "ReNet: patch embedding -> bidirectional row/column RNN sweeps -> upsampling (no convs)",
     family="rnn",
+    knobs=[
+        Knob("patch_size", int, 4, low=1, help="side of the square patches the sweeps run over"),
+        Knob("embed_dim", int, 64, low=1, help="channels of each patch's linear embedding"),
+        NUM_LAYERS,
+        Knob(
+            "upsample",
+            str,
+            "deconv",
+            choices=UPSAMPLE_MODES,
+            help="back to pixels: a learned transposed conv, or 1x1 logits resized bilinearly",
+        ),
+        ACTIVATION.but(help="nonlinearity after the patch embedding"),
+        CELL,
+        HIDDEN_SIZE,
+    ],
 )
 class ReNet(nn.Module):
     """Purely recurrent segmenter in the spirit of ReNet (Visin et al., 2015).
@@ -116,21 +144,13 @@ class ReNet(nn.Module):
         *,
         patch_size: int = 4,
         embed_dim: int = 64,
-        hidden_size: int = 64,
         num_layers: int = 2,
-        cell: str = "gru",
         upsample: str = "deconv",
         activation: str = "relu",
+        cell: str = "gru",
+        hidden_size: int = 64,
     ) -> None:
         super().__init__()
-        if patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-        if embed_dim < 1:
-            raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
-        if upsample not in UPSAMPLE_MODES:
-            raise ValueError(f"upsample {upsample!r} is not one of {', '.join(UPSAMPLE_MODES)}")
         self.patch_size = patch_size
         self.upsample = upsample
         # A strided conv with kernel == stride is exactly a per-patch linear embedding.

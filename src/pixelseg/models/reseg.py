@@ -6,9 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .knobs import ACTIVATION, KERNEL_SIZE, NORM, WIDTH, Knob
 from .layers import ConvNormAct, make_activation, make_norm, pad_to_multiple
 from .registry import register_model
-from .renet import RenetLayer
+from .renet import CELL, HIDDEN_SIZE, NUM_LAYERS, RenetLayer
 
 
 class UpBlock(nn.Sequential):
@@ -29,6 +30,24 @@ class UpBlock(nn.Sequential):
     "reseg",
     "ReSeg: conv encoder -> ReNet row/column RNN layers -> transposed-conv decoder",
     family="rnn",
+    knobs=[
+        WIDTH.but(help="channels of the first encoder level, doubled at each level"),
+        Knob(
+            "depth",
+            int,
+            2,
+            low=0,
+            # each level halves the size the (costly) recurrent sweeps run at
+            search={"low": 1, "high": 3},
+            help="stride-2 encoder levels before the ReNet layers",
+        ),
+        KERNEL_SIZE,
+        ACTIVATION,
+        NORM,
+        CELL,
+        HIDDEN_SIZE,
+        NUM_LAYERS,
+    ],
 )
 class ReSeg(nn.Module):
     """Conv encoder with ``depth`` stride-2 levels (level i has ``width * 2**i`` channels), then
@@ -46,22 +65,16 @@ class ReSeg(nn.Module):
         num_classes: int,
         in_channels: int = 3,
         *,
-        depth: int = 2,
         width: int = 32,
+        depth: int = 2,
         kernel_size: int = 3,
         activation: str = "relu",
         norm: str = "batch",
+        cell: str = "gru",
         hidden_size: int = 64,
         num_layers: int = 2,
-        cell: str = "gru",
     ) -> None:
         super().__init__()
-        if depth < 0:
-            raise ValueError(f"depth must be >= 0, got {depth}")
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
         self.multiple = 2**depth
         chans = [width * 2**i for i in range(depth)]
         encoder: list[nn.Module] = []

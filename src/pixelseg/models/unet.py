@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .knobs import ACTIVATION, DROPOUT, KERNEL_SIZE, NORM, WIDTH, Knob
 from .layers import ConvNormAct, resize_to
 from .registry import register_model
 from .renet import RecurrentContext
@@ -35,7 +36,32 @@ class DoubleConv(nn.Sequential):
         super().__init__(*layers)
 
 
-@register_model("unet", "U-Net encoder-decoder with skip connections (the default CNN)")
+@register_model(
+    "unet",
+    "U-Net encoder-decoder with skip connections (the default CNN)",
+    knobs=[
+        WIDTH.but(help="channels of the first level, doubled at each level below"),
+        Knob(
+            "depth",
+            int,
+            4,
+            low=1,
+            search={"low": 2, "high": 4},
+            help="resolution levels (depth - 1 poolings)",
+        ),
+        KERNEL_SIZE,
+        ACTIVATION,
+        NORM,
+        DROPOUT.but(help="dropout after the bottleneck"),
+        Knob(
+            "context",
+            str,
+            "none",
+            choices=CONTEXTS,
+            help="renet: recurrent global context at the bottleneck",
+        ),
+    ],
+)
 class UNet(nn.Module):
     """U-Net with ``depth`` resolution levels; level i has ``width * 2**i`` channels.
 
@@ -53,8 +79,8 @@ class UNet(nn.Module):
         num_classes: int,
         in_channels: int = 3,
         *,
-        depth: int = 4,
         width: int = 32,
+        depth: int = 4,
         kernel_size: int = 3,
         activation: str = "relu",
         norm: str = "batch",
@@ -62,10 +88,6 @@ class UNet(nn.Module):
         context: str = "none",
     ) -> None:
         super().__init__()
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-        if context not in CONTEXTS:
-            raise ValueError(f"context {context!r} is not one of {', '.join(CONTEXTS)}")
         chans = [width * 2**i for i in range(depth)]
         self.encoders = nn.ModuleList()
         cin = in_channels
