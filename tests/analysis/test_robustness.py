@@ -169,7 +169,7 @@ def test_confusion_matrix_and_mean_iou():
     cm = ConfusionMatrix(3)
     cm.update(torch.from_numpy(pred), torch.from_numpy(gt))
     np.testing.assert_array_equal(cm.mat.numpy(), conf)
-    assert mean_iou(conf) == cm.compute()["mean_iou"]
+    assert mean_iou(conf) == cm.compute().mean_iou
 
 
 def test_a_split_without_a_labelled_pixel_scores_0_like_metrics():
@@ -180,7 +180,7 @@ def test_a_split_without_a_labelled_pixel_scores_0_like_metrics():
         by_colour, samples, 2, corruptions=["jpeg"], severities=(2,), progress=False
     )
     assert result.clean_miou == 0.0 and result.miou == {"jpeg": [0.0]}
-    assert ConfusionMatrix(2).compute()["mean_iou"] == 0.0
+    assert ConfusionMatrix(2).compute().mean_iou == 0.0
 
 
 def test_errors():

@@ -3,6 +3,7 @@ NaN handling (stop or roll back), torch.compile, timing hooks and on-device augm
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -13,10 +14,12 @@ from safetensors.torch import load_file
 from pixelseg.config import load_config
 from pixelseg.engine import trainer as trainer_mod
 from pixelseg.engine.checkpoint import data_file, read_sidecar
+from pixelseg.engine.evaluate import EvalResult
 from pixelseg.engine.schedule import lr_factor
 from pixelseg.engine.timing import PHASES, StepTimer
 from pixelseg.engine.trainer import Trainer
 from pixelseg.errors import PixelsegError
+from pixelseg.metrics import ConfusionMatrix
 
 
 def fit(cfg, **kw):
@@ -39,7 +42,8 @@ def fake_evaluate(mious):
 
     def evaluate(model, *a, **k):
         seen.append(model)
-        return {"loss": 1.0, "pixel_accuracy": 0.5, "mean_iou": mious[len(seen) - 1]}
+        scores = dataclasses.replace(ConfusionMatrix(2).compute(), pixel_accuracy=0.5)
+        return EvalResult(dataclasses.replace(scores, mean_iou=mious[len(seen) - 1]), loss=1.0)
 
     evaluate.seen = seen
     return evaluate

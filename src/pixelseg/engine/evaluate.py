@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,9 +12,37 @@ from tqdm import tqdm
 
 from ..constants import IGNORE_INDEX
 from ..data.transforms import Normalizer
-from ..metrics import ConfusionMatrix
+from ..metrics import ConfusionMatrix, Scores
 from .device import autocast
 from .inference import is_augmented, predict_probs
+
+# on_batch(probs (B, C, H, W) float, predictions (B, H, W) int64, masks (B, H, W) int64)
+BatchCallback = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What ``evaluate`` measured: the confusion-matrix scores and the loss (``None`` where it
+    was not computed: with test-time augmentation, or no labelled pixel).
+
+    ``to_dict()`` is the one JSON form: the scores' keys plus ``loss``.
+
+    >>> from pixelseg.metrics import ConfusionMatrix
+    >>> r = EvalResult(ConfusionMatrix(2).compute(), loss=None)
+    >>> EvalResult.from_dict(r.to_dict()) == r
+    True
+    """
+
+    scores: Scores
+    loss: float | None
+
+    def to_dict(self) -> dict:
+        return {**self.scores.to_dict(), "loss": self.loss}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EvalResult:
+        loss = d.get("loss")
+        return cls(Scores.from_dict(d), None if loss is None else float(loss))
 
 
 @torch.no_grad()
@@ -26,13 +57,13 @@ def evaluate(
     desc: str = "eval",
     tta: bool = False,
     window: tuple[int, int] | None = None,
-    on_batch=None,
+    on_batch: BatchCallback | None = None,
     scales: tuple[float, ...] = (1.0,),
     reduce_across_processes: bool = True,
     model_size: tuple[int, int] | None = None,
-) -> dict:
-    """Returns the ConfusionMatrix metrics plus ``loss`` (mean over the split's labelled pixels,
-    so it does not depend on the batch size or on how the split is sharded across processes).
+) -> EvalResult:
+    """The split's ``Scores`` and ``loss`` (mean over the split's labelled pixels, so it does
+    not depend on the batch size or on how the split is sharded across processes).
 
     ``model_size``: the model's input size (the run's ``data.resize``, a checkpoint's
     ``resize``). The loader then yields images and masks at the labels' own size (batches
@@ -45,8 +76,10 @@ def evaluate(
 
     With ``tta``, multi-scale ``scales`` or ``window`` the loss is not computed (it would not
     be the model's loss).
-    ``on_batch(probs, predictions, masks)`` lets callers accumulate more metrics; the
-    probabilities are at the masks' size.
+    ``on_batch(probs, predictions, masks)`` lets callers accumulate more metrics. Whatever
+    the flags (plain, ``tta``, ``scales``, ``window``, ``model_size``), ``probs`` are always
+    probabilities, (B, C, H, W) float summing to 1 over C, at the masks' size (H, W);
+    ``predictions`` are their argmax, the class maps that were scored.
     Under torchrun each rank sees a shard and the sums are reduced across ranks; a caller that
     evaluates a whole split in one process passes ``reduce_across_processes=False`` (a
     collective on one rank alone would wait forever).
@@ -59,6 +92,7 @@ def evaluate(
     pixels = torch.zeros((), device=device, dtype=torch.float64)
 
     def score(scores, masks, is_logits: bool, loss_logits=None) -> None:
+        # scores: (B, C, H, W) at the masks' size, logits when ``is_logits``, else probabilities.
         if loss_fn is not None and loss_logits is not None:
             # The loss is a mean over the batch's labelled pixels: weight it by their count.
             n = (masks != IGNORE_INDEX).sum().double()
@@ -96,6 +130,4 @@ def evaluate(
         cm.all_reduce()
         torch.distributed.all_reduce(loss_sum)
         torch.distributed.all_reduce(pixels)
-    result = cm.compute()
-    result["loss"] = float(loss_sum / pixels) if pixels > 0 else None
-    return result
+    return EvalResult(cm.compute(), float(loss_sum / pixels) if pixels > 0 else None)

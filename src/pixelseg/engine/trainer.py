@@ -391,16 +391,16 @@ class Trainer:
                 "epoch": epoch,
                 "train_loss": tr["loss"],
                 "train_pixel_accuracy": tr["pixel_accuracy"],
-                "val_loss": val["loss"],
-                "val_pixel_accuracy": val["pixel_accuracy"],
-                "val_miou": val["mean_iou"],
+                "val_loss": val.loss,
+                "val_pixel_accuracy": val.scores.pixel_accuracy,
+                "val_miou": val.scores.mean_iou,
                 "lr": tr["lr"],
                 "time_s": time.time() - te,
             }
             self.history.append(row)
-            improved = val["mean_iou"] > self.best_miou
+            improved = val.scores.mean_iou > self.best_miou
             if improved:
-                self.best_miou, self.best_epoch = val["mean_iou"], epoch
+                self.best_miou, self.best_epoch = val.scores.mean_iou, epoch
             patience = t.early_stop_patience
             if patience and epoch - self.best_epoch >= patience and epoch < self.planned_epochs:
                 stop_reason = (
