@@ -35,10 +35,11 @@ DEFAULT_DATA = ROOT.parent.parent / "shared" / "datasets" / "camvid"
 
 def score(run: Path, data: Path, split: str, tta: bool) -> dict:
     result = evaluate_run(run, data, split=split, tta=tta, gap=False, progress=False)
+    scores = result.result.scores
     return {
-        "mean_iou": result["mean_iou"],
-        "pixel_accuracy": result["pixel_accuracy"],
-        "per_class_iou": result["per_class"]["iou"],
+        "mean_iou": scores.mean_iou,
+        "pixel_accuracy": scores.pixel_accuracy,
+        "per_class_iou": scores.per_class.iou,
     }
 
 

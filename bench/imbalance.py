@@ -84,16 +84,16 @@ def main() -> None:
             t0 = time.time()
             result = train(cfg, progress=False, log=lambda *_: None)
             ev = evaluate_run(result.run_dir, args.data, "val", gap=False, progress=False)
-            ious = ev["per_class"]["iou"]
-            rare = rare_iou(ev["class_names"], ious)
+            ious = ev.result.scores.per_class.iou
+            rare = rare_iou(ev.class_names, ious)
             known = [v for v in rare.values() if v is not None]
             row = {
                 "variant": variant,
                 "overrides": VARIANTS[variant],
-                "val_miou": round(ev["mean_iou"], 4),
+                "val_miou": round(ev.result.scores.mean_iou, 4),
                 "rare_mean_iou": round(sum(known) / len(known), 4) if known else None,
                 "rare_iou": {k: None if v is None else round(v, 4) for k, v in rare.items()},
-                "pixel_accuracy": round(ev["pixel_accuracy"], 4),
+                "pixel_accuracy": round(ev.result.scores.pixel_accuracy, 4),
                 "best_epoch": result.best_epoch,
                 "seconds": round(time.time() - t0, 1),
             }

@@ -103,8 +103,9 @@ def test_overfitting_gap_on_a_capped_sample_of_train(scenes, tmp_path):
     run = tmp_path / "runs" / "gap"
     full = evaluate_run(run, scenes, "val", progress=False)
     capped = evaluate_run(run, scenes, "val", progress=False, gap_max_images=3)
-    assert full["overfitting"]["train_images"] == 8 and capped["overfitting"]["train_images"] == 3
-    assert capped["mean_iou"] == full["mean_iou"]  # the evaluated split itself is never capped
+    assert full.overfitting.train_images == 8 and capped.overfitting.train_images == 3
+    # the evaluated split itself is never capped
+    assert capped.result.scores.mean_iou == full.result.scores.mean_iou
 
 
 def test_explicit_run_name_is_never_overwritten(scenes, tmp_path, capsys):

@@ -6,7 +6,8 @@ caller wires whatever it has; every section but the training curves is optional.
 
 history: list of per-epoch dicts (``metrics.jsonl``): epoch, train_loss, val_loss, val_miou,
     optionally train_miou (mIoU as fractions 0..1).
-eval_result: ``ConfusionMatrix.compute()``-style dict: pixel_accuracy, mean_iou,
+eval_result: ``RunEval`` (``evaluate_run``'s result) or its ``to_dict()``, or any
+    ``Scores.to_dict()``-style dict: pixel_accuracy, mean_iou,
     per_class {precision, recall, iou, f1, pixels: lists, None for absent classes},
     confusion_matrix (C x C, rows = ground truth), optionally classes_averaged, mean_f1,
     split, loss, overfitting {train_miou, eval_miou, miou_gap}.
@@ -365,7 +366,7 @@ def write_report(
     *,
     history: list[dict],
     class_names: Sequence[str],
-    eval_result: dict | None = None,
+    eval_result=None,
     robustness=None,
     calibration=None,
     consistency=None,
@@ -392,7 +393,7 @@ def write_report(
     ]
     body.append(_training_section(list(history or [])))
     if eval_result:
-        body.append(_eval_section(eval_result, names))
+        body.append(_eval_section(_as_dict(eval_result), names))
     if examples:
         body.append(_examples_section(list(examples), colours, examples_per_side))
     if robustness is not None:

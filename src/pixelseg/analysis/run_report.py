@@ -17,12 +17,20 @@ from ..files import atomic_write_text
 from ..metrics import ConfusionMatrix
 from ..models.summary import summarize
 from ..runs import RunFolder
-from .evaluation import evaluate_run, save_eval
+from .evaluation import RunEval, evaluate_run, read_eval, save_eval
 from .report import write_report
 
 
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _read_eval(run: RunFolder) -> RunEval | None:
+    """The run's saved evaluation (``eval/val.json``, else ``eval/test.json``), if any."""
+    for split in ("val", "test"):
+        if run.eval_result(split).is_file():
+            return read_eval(run.eval_result(split))
+    return None
 
 
 def example_predictions(
@@ -42,7 +50,7 @@ def example_predictions(
                 "gt": s.mask,
                 "pred": pred,
                 "name": s.name,
-                "miou": cm.compute()["mean_iou"],
+                "miou": cm.compute().mean_iou,
             }
         )
     return examples
@@ -58,7 +66,7 @@ def build_run_report(
     history = [json.loads(x) for x in run.metrics.read_text().splitlines() if x.strip()]
     predictor = Predictor.from_checkpoint(run.path, device="cpu")
     config_text = run.config_file.read_text() if run.has_config() else None
-    eval_result = _read_json(run.eval_result("val")) or _read_json(run.eval_result("test"))
+    eval_result = _read_eval(run)
     robustness = _read_json(run.robustness)
     consistency = _read_json(run.consistency)
     examples = None
@@ -76,8 +84,8 @@ def build_run_report(
         eval_result=eval_result,
         robustness=robustness,
         consistency=consistency,
-        calibration=(eval_result or {}).get("calibration"),
-        boundary=(eval_result or {}).get("boundary"),
+        calibration=eval_result.calibration if eval_result else None,
+        boundary=eval_result.boundary if eval_result else None,
         summary_text=run.model_summary.read_text() if run.model_summary.is_file() else None,
         config_text=config_text,
         examples=examples,
@@ -108,7 +116,7 @@ def write_model_summary(run_dir: str | Path) -> Path:
 GAP_MAX_IMAGES = 1000
 
 
-def evaluate_best(run_dir: str | Path, progress: bool = False) -> dict:
+def evaluate_best(run_dir: str | Path, progress: bool = False) -> RunEval:
     """Evaluate the run's best checkpoint on its validation split (with the train-vs-val gap)
     and save it as ``eval/<split>.json``: the report's per-class bars, confusion matrix,
     calibration and boundary sections come from it."""
@@ -132,9 +140,10 @@ def finish_run(run_dir: str | Path, log=print, progress: bool = False) -> Path:
     """
     write_model_summary(run_dir)
     result = evaluate_best(run_dir, progress=progress)
+    scores = result.result.scores
     log(
-        f"best checkpoint on {result['split']}: mIoU {result['mean_iou']:.4f}, pixel accuracy "
-        f"{result['pixel_accuracy']:.4f} (details: pixelseg eval {run_dir})"
+        f"best checkpoint on {result.split}: mIoU {scores.mean_iou:.4f}, pixel accuracy "
+        f"{scores.pixel_accuracy:.4f} (details: pixelseg eval {run_dir})"
     )
     report = build_run_report(run_dir)
     log(f"report: {report}")
