@@ -11,7 +11,7 @@ import pixelseg
 
 # command module -> the public functions its run() calls
 COMMANDS = {
-    "train": ["train", "resume", "train_seeds", "load_config"],
+    "train": ["train", "resume", "train_seeds", "load_config", "finish_run"],
     "eval": ["evaluate_run", "save_eval"],
     "robustness": ["robustness"],
     "report": ["build_run_report"],
@@ -22,6 +22,8 @@ COMMANDS = {
     "tune": ["run_study", "TuneOptions"],
     "demo": ["demo"],
     "serve": ["serve"],
+    "models": ["list_models"],
+    "summary": ["create_model", "summarize"],
 }
 
 

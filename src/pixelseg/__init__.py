@@ -12,7 +12,7 @@
 # Every command is a call of one of these (cli/ parses the arguments and calls it).
 from .analysis.evaluation import evaluate_run, save_eval
 from .analysis.robustness_workflow import RunRobustness, robustness
-from .analysis.run_report import build_run_report
+from .analysis.run_report import build_run_report, finish_run
 from .analysis.seeds import SeedsResult, train_seeds
 from .config import RunConfig, load_config
 from .data.check import check_dataset
@@ -25,6 +25,7 @@ from .deploy.serve_limits import ServeLimits
 from .engine.trainer import TrainResult, resume, train
 from .errors import PixelsegError
 from .models import create_model, list_models
+from .models.summary import ModelSummary, summarize
 from .tuning.options import TuneOptions
 from .tuning.plan import plan_for_config
 from .tuning.study import run_study
@@ -59,4 +60,7 @@ __all__ = [
     "demo",
     "serve",
     "ServeLimits",
+    "ModelSummary",
+    "summarize",
+    "finish_run",
 ]

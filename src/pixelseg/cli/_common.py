@@ -58,9 +58,9 @@ def inference_options(args) -> dict:
 
 
 def parse_size(text: str, what: str = "--size") -> tuple[int, int]:
-    """'360x480' -> (360, 480) (height x width); '128' -> (128, 128)."""
+    """'360x480' (or '360*480') -> (360, 480) (height x width); '128' -> (128, 128)."""
     try:
-        parts = [int(p) for p in text.lower().split("x")]
+        parts = [int(p) for p in text.lower().replace("*", "x").split("x")]
     except ValueError:
         raise PixelsegError(f"{what} {text}: expected HxW, e.g. 360x480") from None
     if len(parts) == 1:

@@ -12,6 +12,7 @@ import json
 import yaml
 
 from ..errors import PixelsegError
+from ._common import parse_size
 
 COMMAND = "summary"
 HELP = "show a model's layers, parameters, MACs/FLOPs and peak activation memory"
@@ -35,20 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "knobs", nargs="*", metavar="key=value", help="model knobs, values parsed as YAML"
     )
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"360x480"`` -> (360, 480); ``"256"`` -> (256, 256)."""
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        dims = [int(p) for p in parts]
-    except ValueError:
-        dims = []
-    if len(dims) == 1:
-        dims = dims * 2
-    if len(dims) != 2 or min(dims) < 1:
-        raise PixelsegError(f"--size: expected HxW like 360x480, got {text!r}")
-    return dims[0], dims[1]
 
 
 def parse_knobs(items: list[str]) -> dict:
