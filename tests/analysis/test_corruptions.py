@@ -148,3 +148,48 @@ def test_bad_arguments():
 
 def test_docstring_examples():
     assert doctest.testmod(corruptions).failed == 0
+
+
+def _scipy_warp(image, mask, matrix):
+    """The warp robustness used before it shared data.transforms.affine_pair (scipy, row/col
+    coordinates, output -> input), kept here as the reference it must still agree with."""
+    h, w = mask.shape
+    centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
+    offset = centre - matrix @ centre
+    out = np.stack(
+        [
+            ndimage.affine_transform(image[..., c].astype(float), matrix, offset=offset, order=1)
+            for c in range(3)
+        ],
+        -1,
+    )
+    warped = ndimage.affine_transform(
+        mask, matrix, offset=offset, order=0, cval=IGNORE_INDEX, output=np.int64
+    )
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), warped
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIC))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_geometric_corruptions_are_the_training_warp_and_agree_with_scipy(name, seed):
+    """rotate and scale are data.transforms.affine_pair (the one CPU warp), and move pixels
+    the way the earlier scipy implementation did: the same labels away from edges."""
+    from pixelseg.data.transforms import affine_pair
+
+    image, mask = class_scene()
+    severity = 4
+    out, m = corrupt(image, mask, name, severity, np.random.default_rng(seed))
+    sign = 1.0 if np.random.default_rng(seed).random() < 0.5 else -1.0
+    if name == "rotate":
+        angle, zoom = corruptions.PARAMS["rotate"][severity - 1] * sign, 1.0
+        t = np.deg2rad(angle)
+        matrix = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    else:
+        f = corruptions.PARAMS["scale"][severity - 1]
+        angle, zoom = 0.0, f if sign > 0 else 1.0 / f
+        matrix = np.eye(2) / zoom
+    ref_out, ref_m = affine_pair(image, mask, angle, zoom)
+    assert np.array_equal(out, ref_out) and np.array_equal(m, ref_m)
+    old_out, old_m = _scipy_warp(image, mask, matrix)
+    assert (m == old_m).mean() > 0.97  # only pixels on class and frame edges may differ
+    assert np.abs(out.astype(int) - old_out.astype(int)).mean() < 4

@@ -37,10 +37,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import ndimage
 
-from ..constants import IGNORE_INDEX
 from ..data.corruptions import PHOTOMETRIC, PHOTOMETRIC_PARAMS, SEVERITIES, PhotometricFn
+from ..data.transforms import affine_pair
 from ..errors import PixelsegError
 
 # One tuple per corruption, indexed by severity - 1 (see the module docstring).
@@ -69,54 +68,15 @@ def _keep_mask(fn: PhotometricFn) -> CorruptionFn:
     return corruption
 
 
-def _warp(image: np.ndarray, mask: Mask, matrix: np.ndarray) -> tuple[np.ndarray, Mask]:
-    """Apply ``input_coord = matrix @ (output_coord - centre) + centre`` (row, col coordinates).
-
-    Bilinear for the image (exposed areas black), nearest for the mask (exposed areas ignored),
-    with the same transform, so labels stay on their pixels.
-    """
-    h, w = image.shape[:2]
-    centre = np.array([(h - 1) / 2.0, (w - 1) / 2.0])
-    offset = centre - matrix @ centre
-    x = image.astype(np.float64)
-    out = np.empty_like(x)
-    for ch in range(x.shape[2]):
-        out[..., ch] = ndimage.affine_transform(
-            x[..., ch], matrix, offset=offset, order=1, mode="constant", cval=0.0
-        )
-    warped = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    if mask is None:
-        return warped, None
-    warped_mask = ndimage.affine_transform(
-        np.asarray(mask, dtype=np.int64),
-        matrix,
-        offset=offset,
-        order=0,
-        mode="constant",
-        cval=IGNORE_INDEX,
-        output=np.int64,
-    )
-    # Nearest sampling keeps a label up to half a pixel beyond the frame, where the bilinear
-    # image is already blended with the black fill: ignore every pixel that saw the fill.
-    coverage = ndimage.affine_transform(
-        np.ones((h, w)), matrix, offset=offset, order=1, mode="constant", cval=0.0
-    )
-    warped_mask[coverage < 1.0 - 1e-6] = IGNORE_INDEX
-    return warped, warped_mask
-
-
 def _rotate(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
     angle = PARAMS["rotate"][severity - 1] * (1.0 if rng.random() < 0.5 else -1.0)
-    t = np.deg2rad(angle)
-    # Output -> input mapping of a rotation by ``angle`` about the centre (row, col axes).
-    matrix = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
-    return _warp(image, mask, matrix)
+    return affine_pair(image, mask, angle, 1.0)
 
 
 def _scale(image: np.ndarray, mask: Mask, severity: int, rng: Rng) -> Result:
     factor = PARAMS["scale"][severity - 1]
     zoom = factor if rng.random() < 0.5 else 1.0 / factor
-    return _warp(image, mask, np.eye(2) / zoom)
+    return affine_pair(image, mask, 0.0, zoom)
 
 
 CORRUPTIONS: dict[str, CorruptionFn] = {

@@ -45,10 +45,19 @@ def resize_pair(
 
 
 def affine_pair(
-    image: np.ndarray, mask: np.ndarray, angle_deg: float, scale: float, hflip: bool, vflip: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate/scale/flip about the centre, keeping the size. Exposed mask pixels -> ignore."""
-    h, w = mask.shape
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    angle_deg: float,
+    scale: float,
+    hflip: bool = False,
+    vflip: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rotate/scale/flip about the centre, keeping the size. Exposed mask pixels -> ignore,
+    exposed image pixels -> black (the same pixels: PIL fills exactly the output pixels whose
+    centre maps outside the input, for both filters). The one CPU warp: training augmentation
+    and the rotate/scale corruptions of robustness evaluation both use it (``mask`` None:
+    the image only)."""
+    h, w = image.shape[:2]
     cx, cy = w / 2, h / 2  # PIL samples at pixel centres (x + 0.5): the centre is w/2
     a = math.radians(angle_deg)
     # PIL wants the inverse map (output -> input): undo scale, rotation, then flips.
@@ -60,6 +69,8 @@ def affine_pair(
     img = Image.fromarray(image).transform(
         (w, h), Image.AFFINE, coeffs, Image.BILINEAR, fillcolor=(0, 0, 0)
     )
+    if mask is None:
+        return np.asarray(img), None
     msk = Image.fromarray(mask.astype(np.uint8)).transform(
         (w, h), Image.AFFINE, coeffs, Image.NEAREST, fillcolor=IGNORE_INDEX
     )
