@@ -112,3 +112,29 @@ def test_normalizer_round_numbers():
     assert torch.allclose(out[0, :, 0, 0], torch.tensor(-1.0)) and torch.allclose(
         out[0, :, 0, 1], torch.tensor(1.0)
     )
+
+
+@pytest.mark.parametrize("size", [(24, 32), (96, 128), (37, 53), (48, 64)])
+def test_resize_pair_keeps_alignment_and_is_the_shared_resizers(size):
+    """The training resize and the stability check's resizes are one pair of functions."""
+    from pixelseg.data.transforms import resize_image, resize_labels, resize_pair
+
+    image, mask = striped_pair()
+    img2, mask2 = resize_pair(image, mask, size)
+    assert img2.shape == (*size, 3) and mask2.shape == size and mask2.dtype == np.int64
+    assert_aligned(img2, mask2, tol=0.95)
+    assert np.array_equal(img2, resize_image(image, size) if size != (48, 64) else image)
+    assert np.array_equal(mask2, resize_labels(mask, size))
+
+
+def test_resize_labels_is_pil_nearest_and_keeps_any_integer_dtype():
+    from PIL import Image
+
+    from pixelseg.data.transforms import resize_labels
+
+    _, mask = striped_pair()
+    for h, w in [(24, 32), (96, 128), (144, 192), (12, 16)]:  # no pixel centre on a tie
+        pil = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((w, h), Image.NEAREST))
+        assert np.array_equal(resize_labels(mask, (h, w)), pil)
+    big = mask * 1000  # ids beyond uint8 survive (a prediction of many classes)
+    assert np.array_equal(resize_labels(big, (96, 128)), resize_labels(mask, (96, 128)) * 1000)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..constants import IGNORE_INDEX
+from ..data.transforms import resize_image, resize_labels
 from .figures import new_figure, save_figure
 
 PredictFn = Callable[[list[np.ndarray]], Sequence[np.ndarray]]
@@ -60,21 +60,6 @@ class ConsistencyResult:
         lines += [f"| {t} | {100 * self.overall[t]:.2f} |" for t in self.transforms]
         lines.append(f"| **mean** | {100 * self.mean:.2f} |")
         return "\n".join(lines)
-
-
-def _resize(image: np.ndarray, size_hw: tuple[int, int], nearest: bool) -> np.ndarray:
-    h, w = size_hw
-    if nearest:
-        # Nearest by pixel centres (as PIL does), in numpy so any integer dtype survives.
-        rows = np.minimum(
-            ((np.arange(h) + 0.5) * image.shape[0] / h).astype(np.int64), image.shape[0] - 1
-        )
-        cols = np.minimum(
-            ((np.arange(w) + 0.5) * image.shape[1] / w).astype(np.int64), image.shape[1] - 1
-        )
-        return image[rows[:, None], cols[None, :]]
-    img = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
-    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def prediction_consistency(
@@ -118,7 +103,7 @@ def prediction_consistency(
             batch.append(np.ascontiguousarray(image[shift:, shift:]))
             names.append("shift")
         for s in scales:
-            batch.append(_resize(image, (max(1, round(h * s)), max(1, round(w * s))), False))
+            batch.append(resize_image(image, (max(1, round(h * s)), max(1, round(w * s)))))
             names.append(f"scale{s:g}")
         preds = [np.asarray(p) for p in predict_fn(batch)]
         base = preds[0]
@@ -129,7 +114,7 @@ def prediction_consistency(
             elif name == "shift":
                 same, n = int((pred == base[shift:, shift:]).sum()), pred.size
             else:
-                back = _resize(pred, (h, w), True)
+                back = resize_labels(pred, (h, w))
                 same, n = int((back == base).sum()), base.size
             row[name] = same / n if n else float("nan")
             agree[name] += same

@@ -33,15 +33,32 @@ class AugmentParams:
     corruption_max_severity: int = 3  # severity drawn uniformly from 1..this
 
 
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A uint8 image resized to ``size`` (H, W), bilinear."""
+    h, w = size
+    img = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Integer labels (a mask, a prediction) resized to ``size`` (H, W), nearest by pixel
+    centres as PIL does, computed in numpy so any integer dtype survives."""
+    h, w = size
+    rows = np.minimum(
+        ((np.arange(h) + 0.5) * labels.shape[0] / h).astype(np.int64), labels.shape[0] - 1
+    )
+    cols = np.minimum(
+        ((np.arange(w) + 0.5) * labels.shape[1] / w).astype(np.int64), labels.shape[1] - 1
+    )
+    return labels[rows[:, None], cols[None, :]]
+
+
 def resize_pair(
     image: np.ndarray, mask: np.ndarray, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    h, w = size
-    if image.shape[:2] == (h, w):
+    if image.shape[:2] == tuple(size):
         return image, mask
-    img = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
-    msk = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((w, h), Image.NEAREST))
-    return img, msk.astype(np.int64)
+    return resize_image(image, size), resize_labels(mask, size).astype(np.int64)
 
 
 def affine_pair(
