@@ -1,8 +1,9 @@
 """The search space of ``pixelseg tune``: which configuration keys vary in a trial, and how.
 
 The defaults search the model (family first, then a model of that family), the knobs each model
-has, the optimiser and the augmentation. ``--space space.yaml`` changes them; every section is
-optional and is merged into the defaults:
+has (each model declares at registration which of its knobs are searched, and over what: see
+``pixelseg models --json``), the optimiser and the augmentation. ``--space space.yaml`` changes
+them; every section is optional and is merged into the defaults:
 
     models: [unet, lightseg, reseg]     # candidate models; default: every registered model
     params:                             # configuration key -> distribution
@@ -19,6 +20,10 @@ optional and is merged into the defaults:
       embed_dim: null                   # null removes a default knob
     per_model:                          # one model's own distribution for a knob (wins)
       reseg: {depth: {low: 1, high: 3}}
+
+A model's knob distribution is, from the strongest: its ``per_model`` entry, the ``knobs``
+entry, the model's declared default; null at either level leaves the knob at its value in the
+base configuration (the model's default unless the base sets it).
 
 Distributions: a list is a categorical choice (of numbers, strings, booleans or null);
 ``{low, high}`` is an integer range when both ends are integers (``step`` optional), else a
@@ -56,19 +61,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "augment.scale_jitter": {"low": 0.0, "high": 0.5},
     "augment.hflip": [0.0, 0.5],
     "augment.colour": {"low": 0.0, "high": 0.4},
-}
-
-DEFAULT_KNOBS: dict[str, Any] = {
-    "width": [8, 16, 32],
-    "depth": {"low": 2, "high": 4},
-    "kernel_size": [3, 5],
-    "activation": ["relu", "gelu", "silu"],
-    "cell": ["gru", "lstm"],
-    "hidden_size": [32, 64, 128],
-}
-
-DEFAULT_PER_MODEL: dict[str, dict[str, Any]] = {
-    "reseg": {"depth": {"low": 1, "high": 3}},  # its encoder halves the size per level
 }
 
 SECTIONS = ("models", "params", "knobs", "per_model")
@@ -154,18 +146,39 @@ class Dist:
         return f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
 
 
+def declared_knobs(model: str) -> dict[str, Dist]:
+    """The knob distributions ``model`` declares for the search (``Knob.search``)."""
+    return {
+        k.name: Dist.parse(k.search_space(), f"{model}.{k.name} (declared search)")
+        for k in get_entry(model).declared
+        if k.search_space() is not None
+    }
+
+
 @dataclass
 class SearchSpace:
+    """``knobs`` and ``per_model`` hold what the space file gives (None: not searched); the
+    models' declared distributions lie beneath them (see ``knobs_for``)."""
+
     models: list[str]
     params: dict[str, Dist] = field(default_factory=dict)
-    knobs: dict[str, Dist] = field(default_factory=dict)
-    per_model: dict[str, dict[str, Dist]] = field(default_factory=dict)
+    knobs: dict[str, Dist | None] = field(default_factory=dict)
+    per_model: dict[str, dict[str, Dist | None]] = field(default_factory=dict)
 
     def knobs_for(self, model: str) -> dict[str, Dist]:
-        """The knob distributions that apply to ``model`` (only knobs it has)."""
+        """The knob distributions that apply to ``model`` (only knobs it has): its declared
+        ones <- ``knobs`` <- ``per_model[model]``."""
         has = get_entry(model).knobs()
-        merged = {**self.knobs, **self.per_model.get(model, {})}
-        return {k: d for k, d in merged.items() if k in has}
+        dists = declared_knobs(model)
+        for given in (self.knobs, self.per_model.get(model, {})):
+            for knob, dist in given.items():
+                if knob not in has:
+                    continue
+                if dist is None:
+                    dists.pop(knob, None)
+                else:
+                    dists[knob] = dist
+        return dists
 
     def families(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -306,7 +319,7 @@ def local_space(cfg: Any) -> SearchSpace:
             knobs[knob] = sorted({max(1, value // 2), value, 2 * value})
         elif knob in ("depth", "num_layers"):
             knobs[knob] = {"low": max(1, value - 1), "high": value + 1}
-    # per_model wins over the default space's per-model ranges (reseg's depth).
+    # per_model wins over the models' declared ranges (reseg's depth).
     return build_space({"models": [model], "params": params, "per_model": {model: knobs}})
 
 
@@ -344,19 +357,17 @@ def build_space(data: dict) -> SearchSpace:
                 f"models: unknown model {name!r}; registered: {', '.join(sorted(registered))}"
             )
     params = _merge(DEFAULT_PARAMS, data.get("params"), "params")
-    knobs = _merge(DEFAULT_KNOBS, data.get("knobs"), "knobs")
+    knobs = _given(data.get("knobs"), "knobs")
     per_model_raw = data.get("per_model") or {}
     if not isinstance(per_model_raw, dict):
         raise PixelsegError("per_model: expected a mapping of model -> knob distributions")
     per_model = {}
-    for name in {**DEFAULT_PER_MODEL, **per_model_raw}:
+    for name in per_model_raw:
         if name not in registered:
             raise PixelsegError(f"per_model.{name}: unknown model")
-        per_model[name] = _merge(
-            DEFAULT_PER_MODEL.get(name, {}), per_model_raw.get(name), f"per_model.{name}"
-        )
-        for knob in per_model[name]:
-            if knob not in registered[name].knobs():
+        per_model[name] = _given(per_model_raw.get(name), f"per_model.{name}")
+        for knob, dist in per_model[name].items():
+            if dist is not None and knob not in registered[name].knobs():
                 raise PixelsegError(
                     f"per_model.{name}.{knob}: not a knob of {name}; its knobs "
                     f"are {', '.join(registered[name].knobs())}"
@@ -364,8 +375,8 @@ def build_space(data: dict) -> SearchSpace:
     for key in params:
         _check_param_key(key, params[key])
     all_knobs = {k for name in models for k in registered[name].knobs()}
-    for knob in data.get("knobs") or {}:
-        if knob in knobs and knob not in all_knobs:
+    for knob, dist in knobs.items():
+        if dist is not None and knob not in all_knobs:
             raise PixelsegError(
                 f"knobs.{knob}: none of the candidate models ({', '.join(models)}) has this knob"
             )
@@ -373,12 +384,21 @@ def build_space(data: dict) -> SearchSpace:
 
 
 def _merge(defaults: dict, given: Any, section: str) -> dict[str, Dist]:
+    merged = {**defaults, **_given(given, section)}
+    return {
+        k: v if isinstance(v, Dist) else Dist.parse(v, f"{section}.{k}")
+        for k, v in merged.items()
+        if v is not None
+    }
+
+
+def _given(given: Any, section: str) -> dict[str, Dist | None]:
+    """A section of the space file: key -> distribution, None where the file says null."""
     if given is None:
         given = {}
     if not isinstance(given, dict):
         raise PixelsegError(f"{section}: expected a mapping of key -> distribution")
-    merged = {**defaults, **given}
-    return {k: Dist.parse(v, f"{section}.{k}") for k, v in merged.items() if v is not None}
+    return {k: None if v is None else Dist.parse(v, f"{section}.{k}") for k, v in given.items()}
 
 
 def _check_param_key(key: str, dist: Dist) -> None:
