@@ -15,6 +15,7 @@ from pixelseg.analysis.evaluation import Overfitting, RunEval, format_eval
 from pixelseg.analysis.stability import CalibrationAccumulator
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data.transforms import Normalizer
+from pixelseg.engine.checkpoint import DataFile, Sidecar, data_file, read_sidecar, write_sidecar
 from pixelseg.engine.evaluate import EvalResult, evaluate
 from pixelseg.metrics import ConfusionMatrix, Scores
 
@@ -140,3 +141,44 @@ def test_on_batch_gets_probabilities_at_the_masks_size(tta, model_size):
         assert (probs >= 0).all()
         torch.testing.assert_close(probs.sum(1), torch.ones_like(probs[:, 0]))
         assert torch.equal(pred, probs.argmax(1))
+
+
+# A sidecar as pixelseg before 0.2 wrote it: no ``files`` (the data file is TAG.safetensors
+# beside it), no commit, no lr_scale or planned_epochs; and a key this version does not know.
+OLD_SIDECAR = {
+    "model": {"name": "tiny", "num_classes": 3, "in_channels": 3, "knobs": {}},
+    "epoch": 2,
+    "best_miou": 0.5,
+    "best_epoch": 2,
+    "classes": {"names": ["a", "b", "c"], "colours": [[0, 0, 0], [1, 1, 1], [2, 2, 2]]},
+    "normalization": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+    "resize": None,
+    "metrics": {"val_miou": 0.5},
+    "from_the_future": {"kept": True},
+}
+
+
+def test_sidecar_json_round_trip_and_an_old_sidecar(tmp_path):
+    path = tmp_path / "checkpoints" / "best.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(OLD_SIDECAR, indent=1))
+    sidecar = read_sidecar(path, ("classes",))
+    assert sidecar.path == path and sidecar.epoch == 2 and sidecar.files is None
+    assert sidecar.resize is None and sidecar.lr_scale is None and sidecar.commit is None
+    assert sidecar.extra == {"from_the_future": {"kept": True}}
+    # The JSON form is the file as it was: same keys, same order, null kept, nothing added.
+    assert json.dumps(sidecar.to_dict(), indent=1) == path.read_text()
+    assert Sidecar.from_dict(sidecar.to_dict(), path) == sidecar
+    assert data_file(sidecar) == path.with_suffix(".safetensors")
+    assert data_file(sidecar, "optimizer") == path.with_suffix(".optim.safetensors")
+
+
+def test_a_new_sidecar_round_trips_with_its_file_records(tmp_path):
+    record = {"file": "best-e0002-abcdef.safetensors", "bytes": 10, "sha256": "0" * 64}
+    d = {**OLD_SIDECAR, "lr_scale": 1.0, "files": {"weights": record}}
+    sidecar = Sidecar.from_dict(json.loads(json.dumps(d)), tmp_path / "best.json")
+    assert sidecar.files["weights"] == DataFile(**record)
+    assert data_file(sidecar) == tmp_path / record["file"]
+    assert sidecar.to_dict() == d and list(sidecar.to_dict()) == list(d)
+    write_sidecar(tmp_path, "copy", sidecar)
+    assert json.loads((tmp_path / "copy.json").read_text()) == d

@@ -47,7 +47,7 @@ def test_train_eval_predict_resume(scenes, tmp_path, capsys):
     } <= set(rows[0])
     for name in ("best", "last"):
         sidecar = read_sidecar(run / "checkpoints" / f"{name}.json")
-        assert data_file(sidecar, "weights").is_file() and sidecar["model"]["name"] == "unet"
+        assert data_file(sidecar, "weights").is_file() and sidecar.model["name"] == "unet"
     assert "model:" in (run / "config.yaml").read_text()
     out = capsys.readouterr().out
     assert "val_miou" in out and "best val mIoU" in out

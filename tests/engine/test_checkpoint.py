@@ -41,7 +41,7 @@ def to_old_layout(run):
     for tag in ("last", "best"):
         meta = read_sidecar(ck / f"{tag}.json")
         data_file(meta).rename(ck / f"{tag}.safetensors")
-        if "optimizer" in meta.get("files", {}):
+        if "optimizer" in meta.files:
             data_file(meta, "optimizer").rename(ck / f"{tag}.optim.safetensors")
         edit_json(ck / f"{tag}.json", lambda m: [m.pop("files"), m.pop("commit", None)])
 
@@ -102,7 +102,7 @@ def test_old_layout_loads_and_resumes(run, make_cfg):
     cfg = make_cfg("ck", "train.epochs=2")
     result = Trainer(cfg, resume=run, progress=False, log=lambda *a: None).fit()
     assert [r["epoch"] for r in result.history] == [1, 2]
-    assert "files" in read_sidecar(run / "checkpoints" / "last.json")  # the new layout from now
+    assert read_sidecar(run / "checkpoints" / "last.json").files  # the new layout from now
 
 
 def test_out_dir_that_is_a_file(scenes, tmp_path, capsys):

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from pixelseg.config import load_config
 from pixelseg.engine import faults
 from pixelseg.engine import trainer as trainer_mod
-from pixelseg.engine.checkpoint import data_file, load_checkpoint, read_sidecar
+from pixelseg.engine.checkpoint import Sidecar, data_file, load_checkpoint, read_sidecar
 from pixelseg.engine.trainer import Trainer
 
 pytestmark = [
@@ -81,17 +81,17 @@ def in_child(fn, crash_at: int | None = None) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def timeless(meta: dict) -> dict:
-    out = {k: v for k, v in meta.items() if k not in ("_path", "files", "commit")}
-    out["metrics"] = {k: v for k, v in meta.get("metrics", {}).items() if k != "time_s"}
+def timeless(meta: Sidecar) -> dict:
+    out = {k: v for k, v in meta.to_dict().items() if k not in ("files", "commit")}
+    out["metrics"] = {k: v for k, v in (meta.metrics or {}).items() if k != "time_s"}
     return out
 
 
 def snapshot(run) -> dict:
     ck = run / "checkpoints"
     side = {tag: read_sidecar(ck / f"{tag}.json") for tag in ("last", "best", "ema")}
-    committed = {k: v for k, v in side["best"].items() if k != "_path"}
-    assert side["last"]["commit"]["best"] == committed  # best.json is the committed one
+    # best.json is the committed one
+    assert side["last"].commit["best"] == side["best"].to_dict()
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return {
         "tensors": {

@@ -176,9 +176,9 @@ def evaluate_run(
     """
     dev = pick_device(device)
     model, meta = load_checkpoint(run, map_location=dev)
-    normalizer = Normalizer(**meta.get("normalization", {}))
+    normalizer = Normalizer(**(meta.normalization or {}))
     nc = model.pixelseg_spec["num_classes"]
-    model_size = tuple(meta["resize"]) if meta.get("resize") else None
+    model_size = tuple(meta.resize) if meta.resize else None
     loss_fn = build_loss("ce", nc).to(dev)
 
     def run_split(name: str, extras: bool = False, max_images: int | None = None) -> SplitEval:
@@ -233,12 +233,12 @@ def evaluate_run(
             overfitting = Overfitting.between(train, evaluated)
     return RunEval(
         run=str(run),
-        checkpoint=meta["_path"],
-        epoch=meta.get("epoch"),
+        checkpoint=str(meta.path),
+        epoch=meta.epoch,
         split=split,
         tta=tta,
         tta_scales=list(scales),
-        class_names=meta["classes"]["names"],
+        class_names=meta.classes["names"],
         resolution="labels",
         model_input_size=list(model_size) if model_size else None,
         result=evaluated.result,

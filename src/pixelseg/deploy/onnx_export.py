@@ -39,7 +39,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data.transforms import Normalizer
-from ..engine.checkpoint import load_checkpoint
+from ..engine.checkpoint import Sidecar, load_checkpoint
 from ..errors import PixelsegError
 from ..models import get_entry
 from ..runs import RunFolder
@@ -196,10 +196,10 @@ def _write_metadata(path: Path, meta: dict) -> None:
     onnx.save(proto, str(path))
 
 
-def default_size(meta: dict, run_config: RunConfig | None) -> tuple[int, int] | None:
+def default_size(meta: Sidecar, run_config: RunConfig | None) -> tuple[int, int] | None:
     """The size a run was trained at, when it had one: its resize, else its crop."""
-    if meta.get("resize"):
-        return tuple(meta["resize"])
+    if meta.resize:
+        return tuple(meta.resize)
     crop = run_config.data.crop_size if run_config is not None else None
     return tuple(crop) if crop else None
 
@@ -232,16 +232,16 @@ def export_onnx(
         ) from None
     model, meta = load_checkpoint(run)
     model.eval()
-    run_dir = RunFolder.containing(meta["_path"])
+    run_dir = RunFolder.containing(meta.path)
     out = Path(out) if out else run_dir.onnx
     if out.is_dir():
         raise PixelsegError(f"{out}: is a folder; give the .onnx file to write")
     if out.exists() and not overwrite:
         raise PixelsegError(f"{out}: exists; choose another --out or pass --overwrite")
     run_config = run_dir.config() if run_dir.has_config() else None
-    spec = meta["model"]
+    spec = meta.model
     entry = get_entry(spec["name"])
-    normalizer = Normalizer(**meta.get("normalization", {}))
+    normalizer = Normalizer(**(meta.normalization or {}))
     wrapped = WithPreprocessing(model, normalizer).eval()
     trained = default_size(meta, run_config)
     base = tuple(size) if size else (trained or (256, 256))
@@ -273,16 +273,16 @@ def export_onnx(
                 info = {
                     "format_version": FORMAT_VERSION,
                     "model": spec,
-                    "classes": meta["classes"],
+                    "classes": meta.classes,
                     "normalization": normalizer.to_dict(),
                     "normalization_in_graph": True,
                     "input": "image: float32 (N, 3, H, W), RGB 0-255",
                     "output": "logits: float32 (N, C, H, W)",
-                    "resize": list(meta["resize"]) if meta.get("resize") else None,
+                    "resize": list(meta.resize) if meta.resize else None,
                     "input_size": list(input_size) if input_size else None,
                     "exporter": strategy,
-                    "source": meta["_path"],
-                    "epoch": meta.get("epoch"),
+                    "source": str(meta.path),
+                    "epoch": meta.epoch,
                     "parity": [asdict(p) for p in parity],
                 }
                 _write_metadata(tmp, info)
@@ -298,7 +298,7 @@ def export_onnx(
     finally:
         tmp.unlink(missing_ok=True)
     raise PixelsegError(
-        f"{meta['_path']}: no exporter produced a model that passes the parity check "
+        f"{meta.path}: no exporter produced a model that passes the parity check "
         f"({'; '.join(attempts)}); nothing was written"
     )
 

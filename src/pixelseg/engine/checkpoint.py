@@ -9,6 +9,8 @@ atomically. A crash at any instant therefore leaves the previous sidecar naming 
 complete files; files no sidecar names are removed later (``prune_checkpoint_files``).
 Sidecars without ``files`` (pixelseg before 0.2) name ``TAG.safetensors`` and
 ``TAG.optim.safetensors`` beside them, and still load.
+
+``read_sidecar`` returns a ``Sidecar``; its ``to_dict()`` is the JSON on disk.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import json
 import re
 import secrets
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,89 @@ _DATA_FILE = re.compile(r"^[\w.]+-e\d+-[0-9a-f]{6}(\.optim)?\.safetensors$")
 
 class _MissingFile(PixelsegError):
     pass
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One data file of a checkpoint, as its sidecar records it (loading checks both)."""
+
+    file: str  # its name, in the sidecar's folder
+    bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "bytes": self.bytes, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DataFile:
+        return cls(file=d["file"], bytes=d.get("bytes"), sha256=d.get("sha256"))
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A checkpoint's sidecar, read from ``path`` (``read_sidecar``).
+
+    ``to_dict()`` is its JSON form, the file on disk: keys the sidecar did not have stay out
+    of it, those it had keep their order, and keys this version does not know are kept in
+    ``extra``, so an old or newer sidecar round-trips unchanged. ``from_dict(d, path)`` reads
+    that form (a sidecar without ``files``, from before 0.2, names its data files by its tag).
+
+    >>> s = Sidecar.from_dict({"model": {"name": "unet"}, "epoch": 3, "resize": None}, "b.json")
+    >>> s.epoch, s.resize, s.to_dict()
+    (3, None, {'model': {'name': 'unet'}, 'epoch': 3, 'resize': None})
+    """
+
+    model: dict  # name, num_classes, in_channels, knobs (``create_model``'s arguments)
+    path: Path | None = None  # where it was read; not part of the JSON form
+    classes: dict | None = None  # ``ClassTable.to_dict()``
+    normalization: dict | None = None  # ``Normalizer.to_dict()``
+    resize: list[int] | None = None  # the model's input size (data.resize), if any
+    epoch: int | None = None
+    best_miou: float | None = None
+    best_epoch: int | None = None
+    metrics: dict | None = None  # the epoch's metrics row (without "epoch")
+    lr_scale: float | None = None
+    ema_updates: int | None = None
+    weights: str | None = None  # "raw" or "ema": which weights the file holds
+    planned_epochs: int | None = None
+    stop_reason: str | None = None
+    optimizer: dict | None = None  # param_groups and non-tensor state, for resuming
+    files: dict[str, DataFile] | None = None  # "weights", "optimizer"
+    commit: dict | None = None  # last.json: the best and ema sidecars (JSON) of its commit
+    extra: dict = field(default_factory=dict)  # keys this version does not know
+    keys: tuple[str, ...] = field(default=(), repr=False, compare=False)  # as read, in order
+
+    def to_dict(self) -> dict:
+        known = {}
+        for f in fields(self):
+            if f.name in ("path", "extra", "keys"):
+                continue
+            value = getattr(self, f.name)
+            if f.name == "files" and value is not None:
+                value = {role: record.to_dict() for role, record in value.items()}
+            if value is not None or f.name in self.keys:
+                known[f.name] = value
+        out = {k: known[k] if k in known else self.extra[k] for k in self.keys}
+        out.update({k: v for k, v in known.items() if k not in out})
+        out.update({k: v for k, v in self.extra.items() if k not in out})
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict, path: str | Path | None = None) -> Sidecar:
+        names = {f.name for f in fields(cls)} - {"path", "extra", "keys"}
+        known = {k: v for k, v in d.items() if k in names}
+        if known.get("files") is not None:
+            known["files"] = {role: DataFile.from_dict(r) for role, r in known["files"].items()}
+        return cls(
+            **known,
+            path=Path(path) if path is not None else None,
+            extra={k: v for k, v in d.items() if k not in names},
+            keys=tuple(d),
+        )
+
+    def has(self, key: str) -> bool:
+        """Whether the sidecar as read had ``key``."""
+        return key in self.keys or getattr(self, key, None) is not None
 
 
 def _tensors_for_saving(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -93,11 +179,11 @@ def write_checkpoint_files(
     return sidecar
 
 
-def write_sidecar(folder: str | Path, tag: str, sidecar: dict) -> Path:
+def write_sidecar(folder: str | Path, tag: str, sidecar: dict | Sidecar) -> Path:
     """Commit a checkpoint: atomically replace ``TAG.json``, durably (the folder is flushed
     before and after: the data files' names, then the sidecar's)."""
     path = Path(folder) / f"{tag}.json"
-    clean = {k: v for k, v in sidecar.items() if not k.startswith("_")}
+    clean = sidecar.to_dict() if isinstance(sidecar, Sidecar) else sidecar
     fsync_folder(path.parent)
     write_file(path, json.dumps(clean, indent=1).encode("utf-8"))
     fsync_folder(path.parent)
@@ -123,9 +209,9 @@ def _missing_keys(meta: dict, keys: tuple[str, ...]) -> list[str]:
     return [f"model.{k}" for k in MODEL_KEYS if k not in model] + missing
 
 
-def read_sidecar(path: str | Path, require: tuple[str, ...] = ()) -> dict:
-    """A checkpoint's sidecar (a run folder: its best checkpoint), with ``_path`` set to where
-    it was read. Besides the model's keys, ``require`` names keys it must have."""
+def read_sidecar(path: str | Path, require: tuple[str, ...] = ()) -> Sidecar:
+    """A checkpoint's sidecar (a run folder: its best checkpoint), its ``path`` where it was
+    read. Besides the model's keys, ``require`` names keys it must have."""
     path = Path(path)
     if path.is_dir():  # a run folder: its best checkpoint
         path = RunFolder(path).best
@@ -147,34 +233,33 @@ def read_sidecar(path: str | Path, require: tuple[str, ...] = ()) -> dict:
             f"{path}: checkpoint sidecar lacks {', '.join(missing)}; it is damaged or not a "
             "pixelseg checkpoint"
         )
-    return {**meta, "_path": str(path)}
+    return Sidecar.from_dict(meta, path)
 
 
-def data_file(meta: dict, role: str = "weights") -> Path:
+def data_file(meta: Sidecar, role: str = "weights") -> Path:
     """Where a checkpoint's ``weights`` or ``optimizer`` file is."""
-    sidecar = Path(meta["_path"])
-    record = meta.get("files", {}).get(role)
+    record = (meta.files or {}).get(role)
     if record is not None:
-        return sidecar.parent / record["file"]
-    return sidecar.with_suffix(".safetensors" if role == "weights" else ".optim.safetensors")
+        return meta.path.parent / record.file
+    return meta.path.with_suffix(".safetensors" if role == "weights" else ".optim.safetensors")
 
 
-def _read_data(meta: dict, role: str) -> dict[str, torch.Tensor]:
+def _read_data(meta: Sidecar, role: str) -> dict[str, torch.Tensor]:
     """A checkpoint's data file, checked against the size and sha256 its sidecar records."""
     path, what = data_file(meta, role), "weights" if role == "weights" else "optimizer state"
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise _MissingFile(f"{path}: {what} file not found (named by {meta['_path']})") from None
+        raise _MissingFile(f"{path}: {what} file not found (named by {meta.path})") from None
     except OSError as e:
         raise PixelsegError(f"{path}: cannot read the {what} ({e})") from None
-    record = meta.get("files", {}).get(role)
+    record = (meta.files or {}).get(role)
     if record is not None and (
-        len(data) != record.get("bytes") or hashlib.sha256(data).hexdigest() != record.get("sha256")
+        len(data) != record.bytes or hashlib.sha256(data).hexdigest() != record.sha256
     ):
         raise PixelsegError(
             f"{path}: {what} file is damaged or incomplete ({len(data)} bytes; "
-            f"{meta['_path']} recorded {record.get('bytes')} bytes and their sha256)"
+            f"{meta.path} recorded {record.bytes} bytes and their sha256)"
         )
     try:
         return load_bytes(data)
@@ -201,32 +286,32 @@ def _check_fits(model: nn.Module, state: dict[str, torch.Tensor], path: Path) ->
 
 
 def load_checkpoint(
-    path: str | Path | dict, map_location: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict]:
+    path: str | Path | Sidecar, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, Sidecar]:
     """Rebuild the model from the sidecar and load its weights. Returns (model, sidecar).
 
-    ``path``: a run folder (its best checkpoint), a sidecar ``.json``, or a sidecar already
-    read (a dict with ``_path``)."""
+    ``path``: a run folder (its best checkpoint), a sidecar ``.json``, or a ``Sidecar``
+    already read (its ``path`` says where its data files are)."""
     # Every consumer of a loaded model (eval, predict, export, resume) needs its classes.
-    meta = path if isinstance(path, dict) else read_sidecar(path, ("classes",))
+    meta = path if isinstance(path, Sidecar) else read_sidecar(path, ("classes",))
     try:
         state = _read_data(meta, "weights")
     except _MissingFile:
         # A run still training moved its sidecar on (and removed the old files) while we read.
-        meta = read_sidecar(meta["_path"], ("classes",))
+        meta = read_sidecar(meta.path, ("classes",))
         state = _read_data(meta, "weights")
-    spec = meta["model"]
+    spec = meta.model
     model = create_model(spec["name"], spec["num_classes"], spec["in_channels"], **spec["knobs"])
     _check_fits(model, state, data_file(meta, "weights"))
     model.load_state_dict(state)
     return model.to(map_location), meta
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer, meta: dict) -> None:
+def load_optimizer_state(optimizer: torch.optim.Optimizer, meta: Sidecar) -> None:
     """Restore optimizer state saved by ``save_checkpoint`` (for resuming)."""
-    saved = meta.get("optimizer")
+    saved = meta.optimizer
     if not isinstance(saved, dict) or not {"param_groups", "scalars"} <= set(saved):
-        raise PixelsegError(f"{meta['_path']}: has no optimizer state to resume from")
+        raise PixelsegError(f"{meta.path}: has no optimizer state to resume from")
     tensors = _read_data(meta, "optimizer")
     path = data_file(meta, "optimizer")
     params = [p for group in optimizer.param_groups for p in group["params"]]

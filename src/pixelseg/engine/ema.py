@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint
+from .checkpoint import Sidecar, load_checkpoint
 
 
 class ModelEma:
@@ -56,11 +56,11 @@ class ModelEma:
         self.module.load_state_dict(state)
         self.updates = updates
 
-    def resume(self, sidecar: Path | dict, log=print) -> None:
+    def resume(self, sidecar: Path | Sidecar, log=print) -> None:
         """Restore the average saved beside a ``last`` checkpoint (``ema.json``, or the
         sidecar ``last.json`` records for it)."""
         if isinstance(sidecar, Path) and not sidecar.is_file():  # started without EMA
             log(f"{sidecar}: not found; the weight average starts from the resumed weights")
             return
         model, meta = load_checkpoint(sidecar)
-        self.load_state_dict(model.state_dict(), meta.get("ema_updates", 0))
+        self.load_state_dict(model.state_dict(), meta.ema_updates or 0)

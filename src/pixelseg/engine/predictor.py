@@ -23,6 +23,9 @@ class Predictor:
 
     >>> p = pixelseg.load("runs/demo")  # or "model.onnx"          # doctest: +SKIP
     >>> class_map = p.predict(image)   # (H, W) int64 class ids  # doctest: +SKIP
+
+    ``meta``: the model's metadata as JSON, a checkpoint ``Sidecar.to_dict()`` or an exported
+    file's; ``source``: the file it came from.
     """
 
     def __init__(
@@ -36,7 +39,7 @@ class Predictor:
         self.model = model.to(device).eval()
         self.meta = meta
         self.device = device
-        self.source = source or meta.get("_path", "")
+        self.source = source
         try:
             self.classes = ClassTable.from_dict(meta["classes"])
         except (KeyError, TypeError, ValueError):
@@ -63,8 +66,8 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Predictor:
         """A run folder (its best checkpoint) or a checkpoint ``.json``, on ``device``."""
         dev = pick_device(device)
-        model, meta = load_checkpoint(path, map_location=dev)
-        return cls(model, meta, dev)
+        model, sidecar = load_checkpoint(path, map_location=dev)
+        return cls(model, sidecar.to_dict(), dev, source=str(sidecar.path))
 
     @property
     def num_classes(self) -> int:

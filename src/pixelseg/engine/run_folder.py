@@ -17,6 +17,7 @@ from ..files import atomic_write_text
 from ..runs import RunFolder
 from .checkpoint import (
     RESUME_KEYS,
+    Sidecar,
     prune_checkpoint_files,
     read_sidecar,
     write_checkpoint_files,
@@ -77,7 +78,7 @@ def create_run_folder(cfg: RunConfig, info: DistInfo, skipped: list) -> Path:
     return run.path
 
 
-def read_resume_point(run_dir: Path, log=print) -> dict | None:
+def read_resume_point(run_dir: Path, log=print) -> Sidecar | None:
     """The sidecar of a run's last complete checkpoint, checked for what resuming needs; None
     when the run stopped before its first checkpoint (it then starts over, same config)."""
     path = RunFolder(run_dir).last
@@ -90,13 +91,13 @@ def read_resume_point(run_dir: Path, log=print) -> dict | None:
     return read_sidecar(path, RESUME_KEYS)
 
 
-def restore_commit(run_dir: Path, last: dict, log=print) -> None:
+def restore_commit(run_dir: Path, last: Sidecar, log=print) -> None:
     """Rank 0, on resume: make ``best.json`` and ``ema.json`` those of the last complete
     checkpoint again (a crash after they were replaced but before ``last.json`` was leaves
     them an epoch ahead: that epoch is re-run) and remove files no checkpoint names."""
     run = RunFolder(run_dir)
     folder = run.checkpoints
-    for tag, committed in (last.get("commit") or {}).items():
+    for tag, committed in (last.commit or {}).items():
         if committed is None:
             continue
         path = run.sidecar(tag)
@@ -106,7 +107,7 @@ def restore_commit(run_dir: Path, last: dict, log=print) -> None:
             current = None
         if current != committed:
             write_sidecar(folder, tag, committed)
-            log(f"{path}: restored to the last complete checkpoint (epoch {last['epoch']})")
+            log(f"{path}: restored to the last complete checkpoint (epoch {last.epoch})")
     prune_checkpoint_files(folder)
 
 
@@ -151,12 +152,10 @@ def append_row(path: Path, row: dict) -> None:
 def _committed_best(run: RunFolder) -> dict | None:
     """The ``best`` sidecar of the last commit (that of a run from before commits recorded it:
     ``best.json`` as it is)."""
-    last = read_sidecar(run.last) if run.last.is_file() else {}
-    if "commit" in last:
-        best = last["commit"].get("best")
-    else:
-        best = read_sidecar(run.best) if run.best.is_file() else None
-    return {k: v for k, v in best.items() if k != "_path"} if best else None
+    last = read_sidecar(run.last) if run.last.is_file() else None
+    if last is not None and last.has("commit"):
+        return (last.commit or {}).get("best") or None
+    return read_sidecar(run.best).to_dict() if run.best.is_file() else None
 
 
 def write_epoch(

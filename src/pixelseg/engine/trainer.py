@@ -25,7 +25,7 @@ from ..errors import PixelsegError
 from ..models import create_model
 from ..runs import RunFolder
 from .budget import TimeBudget, end_of_run_seconds
-from .checkpoint import load_checkpoint, load_optimizer_state
+from .checkpoint import Sidecar, load_checkpoint, load_optimizer_state
 from .device import autocast, configure_threads, maybe_compile, memory_format, pick_device
 from .distributed import (
     DistInfo,
@@ -134,22 +134,23 @@ class Trainer:
         self.guard = NanGuard(t.nan_rollback, t.nan_max_retries, t.lr)
         if resume_meta is not None:
             load_optimizer_state(self.optimizer, resume_meta)
-            self.start_epoch = resume_meta["epoch"] + 1
-            self.best_miou, self.best_epoch = resume_meta["best_miou"], resume_meta["best_epoch"]
-            self.guard.lr_scale = resume_meta.get("lr_scale", 1.0)
+            self.start_epoch = resume_meta.epoch + 1
+            self.best_miou, self.best_epoch = resume_meta.best_miou, resume_meta.best_epoch
+            if resume_meta.lr_scale is not None:  # sidecars before NaN rollback lack it
+                self.guard.lr_scale = resume_meta.lr_scale
             if self.budget is not None:  # continue the schedule the budget had laid out
-                self.planned_epochs = resume_meta.get("planned_epochs", t.epochs)
+                self.planned_epochs = resume_meta.planned_epochs or t.epochs
         self.ddp_model: nn.Module = self.model
         if self.dist.enabled:  # DDP broadcasts rank 0's weights here: every rank starts equal
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.ema = ModelEma(self.model, t.ema_decay) if t.ema_decay > 0 else None
         if self.ema is not None and resume_meta is not None:
-            committed = (resume_meta.get("commit") or {}).get("ema")
+            committed = (resume_meta.commit or {}).get("ema")
             ema_json = RunFolder(resume).ema
             # The average of the same commit as ``last`` (ema.json may be an epoch ahead).
             self.ema.resume(
-                {**committed, "_path": str(ema_json)} if committed else ema_json, self.log
+                Sidecar.from_dict(committed, ema_json) if committed else ema_json, self.log
             )
         self.train_model = maybe_compile(self.ddp_model, t.compile, t.compile_backend)
         self._compile_checked = not t.compile
