@@ -22,8 +22,9 @@ How the choices are made (nnU-Net's idea, with a time budget instead of a GPU-me
    in half of the GPU. Either way, at least 8 steps per epoch.
 3. Epochs: enough optimizer steps (``Targets.steps_wanted``), capped by the total budget
    (``Targets.total_minutes``), within [10, 200].
-4. Class weights: median-frequency balancing when the commonest class has more than 10 times
-   the pixels of the rarest.
+4. Class weights: inverse-square-root frequency weights when the commonest class has more
+   than 10 times the pixels of the rarest (median-frequency weights, tried first, buy
+   rare-class recall with the precision of everything else).
 5. Augmentation: stronger rotation and scaling for small datasets (< 500 images), lighter for
    large ones (> 5000).
 6. Cache: decoded images kept in memory when the loader runs in the training process and
@@ -360,9 +361,10 @@ def make_plan(
     if ratio > IMBALANCE_RATIO:
         add(
             "train.class_weights",
-            "median",
+            "sqrt",
             f"imbalanced: '{names[common]}' has {ratio:.0f}x the pixels of '{names[rare]}' "
-            f"(> {IMBALANCE_RATIO:g}x): median-frequency weights",
+            f"(> {IMBALANCE_RATIO:g}x): inverse-sqrt frequency weights (on CamVid val they "
+            "beat median-frequency weights by 3 mIoU points, see bench/imbalance.py)",
         )
     else:
         add(
