@@ -1,12 +1,17 @@
-"""``pixelseg models``: every registered model with its family, description and knobs."""
+"""``pixelseg models``: every registered model with its family, description and knobs (each
+knob's default, type, valid values and help, as the model declares it)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the models (and torch) are imported only when the command runs
+    from ..models.knobs import Knob
 
 COMMAND = "models"
-HELP = "list the registered models with their knobs and defaults"
+HELP = "list the registered models with their knobs, defaults and valid values"
 ORDER = 70
 
 
@@ -24,22 +29,55 @@ def run(args: argparse.Namespace) -> int:
                 "name": e.name,
                 "family": e.family,
                 "description": e.description,
-                "knobs": {k: list(v) if isinstance(v, tuple) else v for k, v in e.knobs().items()},
+                "knobs": {k.name: _plain(k.default) for k in e.declared},
+                "knob_specs": {
+                    k.name: {
+                        "type": k.type_text(),
+                        "default": _plain(k.default),
+                        "valid": k.valid_text(),
+                        "choices": _plain(k.choices),
+                        "low": k.low,
+                        "high": k.high,
+                        "search": k.search_space(),
+                        "help": k.help,
+                    }
+                    for k in e.declared
+                },
             }
             for e in entries
         ]
         print(json.dumps(data, indent=2))
         return 0
-    width = max(len(e.name) for e in entries)
     for e in entries:
-        print(f"{e.name:<{width}}  [{e.family}]  {e.description}")
-        knobs = "  ".join(f"{k}={_show(v)}" for k, v in e.knobs().items())
-        print(f"{'':<{width}}  {knobs}")
+        print(f"{e.name}  [{e.family}]  {e.description}")
+        width = max((len(k.name) + len(show_value(k.default)) + 1 for k in e.declared), default=0)
+        for k in e.declared:
+            print(f"    {k.name + '=' + show_value(k.default):<{width}}  {k.help} ({_valid(k)})")
+    print("\nSet a knob with model.<knob>=value (train, tune) or <knob>=value (summary).")
     return 0
 
 
-def _show(value: object) -> str:
-    # Shown the way it is typed on the command line (key=value, YAML).
+def _valid(knob: Knob) -> str:
+    """``integer >= 1; tuned: 8, 16, 32``: the type and valid values, then what tune tries."""
+    if knob.choices is not None:
+        text = knob.valid_text()
+    else:
+        kind = knob.type_text().split(" ", 1)[-1]  # "an integer" -> "integer"
+        text = f"{'odd ' if knob.odd else ''}{kind} {knob.range_text()}".rstrip()
+    search = knob.search_space()
+    if isinstance(search, dict):
+        text += f"; tuned: {search['low']}..{search['high']}"
+    elif search is not None:
+        text += "; tuned: " + ", ".join(map(str, search))
+    return text
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def show_value(value: object) -> str:
+    """A knob value as it is typed on the command line (YAML): ``[6,12,18]``, ``relu``."""
     if isinstance(value, (tuple, list)):
         return "[" + ",".join(map(str, value)) + "]"
     return str(value)

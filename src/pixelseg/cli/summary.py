@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 import yaml
 
 from ..errors import PixelsegError
+from .models import show_value
+
+if TYPE_CHECKING:
+    from ..models import ModelEntry
 from ._common import parse_size
 
 COMMAND = "summary"
@@ -59,7 +64,7 @@ def parse_knobs(items: list[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     import torch  # imported here so `pixelseg --help` stays fast
 
-    from ..models import create_model
+    from ..models import create_model, get_entry
     from ..models.summary import summarize
 
     size = parse_size(args.size)
@@ -73,6 +78,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": model.pixelseg_spec, **summary.to_dict()}, indent=2))
     else:
-        print(f"model: {args.model} {knobs or ''}".rstrip())
+        print(knob_line(get_entry(args.model), model.pixelseg_spec["knobs"], set(knobs)))
         print(summary.table())
     return 0
+
+
+def knob_line(entry: ModelEntry, values: dict, given: set[str]) -> str:
+    """``model: unet  depth=3  (defaults: width=32 ...)``, in the order the model declares its
+    knobs: the ones given first, then the defaults."""
+    shown = {k.name: f"{k.name}={show_value(values[k.name])}" for k in entry.declared}
+    set_ = [shown[k] for k in shown if k in given]
+    rest = [shown[k] for k in shown if k not in given]
+    line = f"model: {entry.name}  " + " ".join(set_)
+    return (line.rstrip() + (f"  (defaults: {' '.join(rest)})" if rest else "")).strip()
