@@ -134,7 +134,10 @@ def _check_declaration(name: str, cls: type[nn.Module], declared: tuple[Knob, ..
                 f"model {name!r}: knob {k.name} declares default {k.default!r}, "
                 f"the constructor has {in_code[k.name]!r}"
             )
-        k.check(k.default)
+        try:
+            k.check(k.default)
+        except ValueError as e:
+            raise ValueError(f"model {name!r}: knob {k.name}'s default is not valid: {e}") from None
 
 
 def _ensure_loaded() -> None:
