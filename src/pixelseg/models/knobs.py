@@ -7,8 +7,8 @@ A model lists its knobs at registration (``@register_model(..., knobs=[...])``);
     Knob("depth", int, 4, low=1, search={"low": 2, "high": 4}, help="resolution levels")
 
 Knobs that several models share (activation, norm, kernel size, ...) are declared here, once;
-a model with another default takes ``WIDTH.but(default=16)``. The recurrent
-family's (``CELL``, ``HIDDEN_SIZE``, ``NUM_LAYERS``) are in ``renet.py``, beside ``CELLS``.
+a model with another default takes ``WIDTH.but(default=16)``. The recurrent family's
+(``CELL``, ``HIDDEN_SIZE``, ``NUM_LAYERS``) are in ``renet.py``, beside ``CELLS``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class Knob:
 
     ``search`` is the distribution ``pixelseg tune`` searches by default, written as in a
     ``--space`` file (a list of choices or ``{"low": .., "high": ..}``); ``True`` searches all
-    ``choices``; None leaves the knob at its default. It is where the search differs from the
-    valid range: a width >= 1 is valid, [8, 16, 32] is worth trying.
+    ``choices``; None leaves the knob at its default. It is declared apart from the valid
+    values because the two differ: any width >= 1 is valid, [8, 16, 32] is worth trying.
     """
 
     name: str
@@ -72,13 +72,19 @@ class Knob:
         if self.choices is not None:
             return "one of " + ", ".join(map(str, self.choices))
         parts = ["odd"] if self.odd else []
-        if self.low is not None and self.high is not None:
-            parts.append(f"in [{self.low:g}, {self.high:g}{')' if self.high_open else ']'}")
-        elif self.low is not None:
-            parts.append(f">= {self.low:g}")
-        elif self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        if self.range_text():
+            parts.append(self.range_text())
         return ", ".join(parts) or "any"
+
+    def range_text(self) -> str:
+        """``in [0, 1)``, ``>= 1``, ``<= 8``, or "" without bounds."""
+        if self.low is not None and self.high is not None:
+            return f"in [{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f">= {self.low:g}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return ""
 
     def check(self, value: Any) -> Any:
         """``value`` as this knob takes it (``"3e-4"`` -> 3e-4), or a ValueError saying what
