@@ -11,7 +11,7 @@ import pixelseg
 
 # command module -> the public functions its run() calls
 COMMANDS = {
-    "train": ["train", "resume", "train_seeds", "load_config", "finish_run"],
+    "train": ["train_and_report"],
     "eval": ["evaluate_run", "save_eval"],
     "robustness": ["robustness"],
     "report": ["build_run_report"],

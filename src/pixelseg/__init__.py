@@ -14,6 +14,7 @@ from .analysis.evaluation import evaluate_run, save_eval
 from .analysis.robustness_workflow import RunRobustness, robustness
 from .analysis.run_report import build_run_report, finish_run
 from .analysis.seeds import SeedsResult, train_seeds
+from .analysis.training import train_and_report
 from .config import RunConfig, load_config
 from .data.check import check_dataset
 from .deploy.batch import predict_stream
@@ -63,4 +64,5 @@ __all__ = [
     "ModelSummary",
     "summarize",
     "finish_run",
+    "train_and_report",
 ]

@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..analysis.run_report import finish_run
-from ..analysis.seeds import train_seeds
-from ..config import load_config
-from ..engine.distributed import finish_process, is_main_process, launched_world_size
-from ..engine.trainer import resume, train
-from ..runs import RunFolder
-from ..tuning.plan import apply_plan_if_unconfigured
+from ..analysis.training import train_and_report
+from ..engine.distributed import finish_process
 from ._common import flag_overrides
 
 COMMAND = "train"
@@ -72,43 +67,14 @@ def cli_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume); under torchrun the process ends here (``finish_process``)."""
-    return finish_process(_run(args))
-
-
-def _run(args: argparse.Namespace) -> int:
-    started = time.time()
-    if args.resume:
-        result = resume(args.resume, cli_overrides(args), progress=not args.quiet)
-    else:
-        # Without model options, a plan from the dataset and hardware goes before the user's
-        # overrides (tuning/plan.py); plan is None otherwise.
-        chose_model = bool(args.model or args.config or args.no_plan)
-        overrides, plan = apply_plan_if_unconfigured(
-            cli_overrides(args), chose_model, launched_world_size()
-        )
-        cfg = load_config(args.config, overrides)
-        if args.seeds > 1:
-            return run_seeds(cfg, args.seeds, progress=not args.quiet)
-        result = train(cfg, progress=not args.quiet, started=started)  # planning counts too
-        if plan is not None and is_main_process():
-            plan.save(result.run_dir)
-    print(
-        f"best val mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
-        f"{result.seconds:.0f}s; run in {result.run_dir}"
+    started = time.time()  # the time budget counts from the command: planning counts too
+    train_and_report(
+        args.config,
+        cli_overrides(args),
+        resume_run=args.resume,
+        plan=not (args.model or args.no_plan),
+        seeds=args.seeds,
+        progress=not args.quiet,
+        started=started,
     )
-    if is_main_process():
-        finish_run(result.run_dir)
-        budget = RunFolder(result.run_dir).config().train.time_budget_minutes
-        if budget:
-            print(
-                f"wall time {(time.time() - started) / 60:.1f} min of the {budget:g} min budget "
-                "(set-up, training, evaluation and report)"
-            )
-    return 0
-
-
-def run_seeds(cfg, n: int, progress: bool) -> int:
-    out = train_seeds(cfg, n, progress=progress)
-    print("\n" + out.table())
-    print(f"seed variance over {n} runs saved in {out.path}")
-    return 0
+    return finish_process(0)
