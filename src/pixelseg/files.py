@@ -18,17 +18,27 @@ from .errors import PixelsegError
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) -> None:
+def atomic_write_bytes(
+    path: str | Path, data: bytes, *, fsync: bool = False, single_writer: bool = False
+) -> None:
     """Write to a temporary file in the same folder, then rename into place.
 
     The final file's mode follows the umask, as a plain ``open()`` would make it (mkstemp's
     0600 hides outputs from the group on shared storage). ``fsync`` flushes the data to disk
     before the rename, for files that must survive a power loss (``fsync_folder`` afterwards
     makes the rename itself durable).
+
+    ``single_writer``: only one process ever writes ``path`` (a batch job's per-image outputs:
+    each image belongs to one part). The temporary name is then fixed, so the one a killed
+    run left behind is overwritten and renamed by the run that redoes the image, instead of
+    staying forever; otherwise each write takes a fresh random name.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
+    if single_writer:
+        tmp = path.parent / f".{path.name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o666)
+    while not single_writer:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
             # 0o666 & ~umask, like open(path, "wb"); O_EXCL: never write into another's file.
@@ -63,8 +73,10 @@ def fsync_folder(folder: str | Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: str | Path, text: str, *, fsync: bool = False) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+def atomic_write_text(
+    path: str | Path, text: str, *, fsync: bool = False, single_writer: bool = False
+) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync, single_writer=single_writer)
 
 
 def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict:

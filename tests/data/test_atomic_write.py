@@ -42,3 +42,13 @@ def test_imageio_re_exports_the_one_implementation():
 
     assert imageio.atomic_write_bytes is files.atomic_write_bytes
     assert imageio.atomic_write_text is files.atomic_write_text
+
+
+def test_single_writer_replaces_the_temporary_file_a_killed_run_left(tmp_path):
+    # A kill between the temporary file's creation and the rename leaves `.NAME.tmp`; the run
+    # that redoes the image writes the same name, so nothing stays behind.
+    out = tmp_path / "img_mask.png"
+    (tmp_path / ".img_mask.png.tmp").write_bytes(b"half a PNG from a killed run, longer than new")
+    atomic_write_bytes(out, b"new", single_writer=True)
+    assert out.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img_mask.png"]

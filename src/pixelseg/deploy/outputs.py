@@ -4,6 +4,7 @@ batch pipeline, the CLI and the server describe an image the same way."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..analysis.instances import (
 )
 from ..data.imageio import encode_png
 from ..data.sample import ClassTable
-from ..files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes
 
 
 def colourise(class_map: np.ndarray, colours: list[tuple[int, int, int]]) -> np.ndarray:
@@ -81,21 +82,24 @@ def write_outputs(
     pred: ImagePrediction, paths: OutputPaths, uncertainty: bool = True, instances: bool = False
 ) -> dict:
     """Write one image's files atomically (mask last: its presence marks a finished image for a
-    reader who looks at files rather than the log) and return its record."""
+    reader who looks at files rather than the log) and return its record. Each image has one
+    writer (batch parts split the images), so the temporary names are fixed: a re-run that
+    redoes an image a killed run was writing replaces the temporary files it left."""
+    write_bytes = functools.partial(atomic_write_bytes, single_writer=True)
     record: dict = {"size": list(pred.class_map.shape)}
-    atomic_write_bytes(paths.path("overlay"), pred.overlay_png())
+    write_bytes(paths.path("overlay"), pred.overlay_png())
     record["overlay"] = str(paths.path("overlay"))
     if uncertainty:
-        atomic_write_bytes(paths.path("uncertainty"), pred.uncertainty_png())
+        write_bytes(paths.path("uncertainty"), pred.uncertainty_png())
         record["uncertainty"] = str(paths.path("uncertainty"))
     if instances:
         found = pred.instances()
         objects = pred.objects(found)
-        atomic_write_text(paths.path("instances", ".json"), json.dumps(objects, indent=1))
-        atomic_write_bytes(paths.path("instances"), encode_png(instance_overlay(pred.image, found)))
+        write_bytes(paths.path("instances", ".json"), json.dumps(objects, indent=1).encode())
+        write_bytes(paths.path("instances"), encode_png(instance_overlay(pred.image, found)))
         record["objects"] = len(objects)
         record["instances"] = str(paths.path("instances", ".json"))
-    atomic_write_bytes(paths.path("mask"), pred.mask_png())
+    write_bytes(paths.path("mask"), pred.mask_png())
     record["mask"] = str(paths.path("mask"))
     record["class_pixels"] = pred.class_pixels()
     return record
