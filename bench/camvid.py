@@ -1,14 +1,16 @@
 """CamVid on a time budget, standard protocol: train (self-configured, or a model you name),
 then score the best checkpoint on val, and on a test split kept outside the repository.
 
-    python bench/camvid.py [--budget-minutes 30] [--model reseg] [--test DIR] [key=value ...]
+    python bench/camvid.py [--budget-minutes 30] [--model reseg] [--test DIR] [--keep DIR]
+                           [key=value ...]
 
 Protocol: 11 classes, void ignored, one confusion matrix over the whole split, full 360x480
-label resolution (predictions upsampled to it when the run trains smaller), no TTA unless
---tta. The wall time is that of `pixelseg train` (set-up, training, final evaluation and
-report), measured around it. With a GPU the same command runs the GPU budget (pass
---budget-minutes 10). Select configurations on val; --test only reports. Writes
-bench/results/camvid-<name>.json.
+label resolution (predictions upsampled to it when the run trains smaller); each split is
+scored plain and with horizontal-flip TTA (`val`, `val_tta`). The wall time is that of
+`pixelseg train` (set-up, training, final evaluation and report), measured around it. With a
+GPU the same command runs the GPU budget (pass --budget-minutes 10). Select configurations
+on val; --test only reports. Writes bench/results/camvid-<name>.json; --keep DIR trains into
+DIR and keeps the run (for `pixelseg robustness`).
 
 --test DIR is a CamVid folder in the same layout with a `test/` + `testannot/` split (or
 `val/` + `valannot/`, scored as the test split).
@@ -49,12 +51,15 @@ def main() -> None:
     ap.add_argument("--budget-minutes", type=float, default=30.0)
     ap.add_argument("--model", help="train this model (the plan still sizes it)")
     ap.add_argument("--test", help="a CamVid folder holding a held-out test split")
-    ap.add_argument("--tta", action="store_true", help="score with horizontal-flip TTA")
+    ap.add_argument("--keep", help="train into this folder and keep the run (default: a temp one)")
     ap.add_argument("--name", default=None)
     ap.add_argument("overrides", nargs="*", help="key=value passed to pixelseg train")
     args = ap.parse_args()
     name = args.name or f"{args.model or 'plan'}-{args.budget_minutes:g}min"
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
+        if args.keep and (Path(tmp) / name).exists():
+            sys.exit(f"{Path(tmp) / name} exists: pick another --name or --keep folder")
         cmd = [sys.executable, "-m", "pixelseg", "train", "--data", args.data, "--quiet"]
         cmd += ["--budget-minutes", str(args.budget_minutes), "--out-dir", tmp, "--name", name]
         if args.model:
@@ -80,14 +85,17 @@ def main() -> None:
             "epochs": len(rows),
             "best_epoch": max(rows, key=lambda r: r["val_miou"])["epoch"],
             "config": (run / "config.yaml").read_text(),
-            "val": score(run, Path(args.data), "val", args.tta),
+            "val": score(run, Path(args.data), "val", tta=False),
+            "val_tta": score(run, Path(args.data), "val", tta=True),
         }
         if args.test:
             test = Path(args.test)
             split = "test" if (test / "test").is_dir() else "val"
-            result["test"] = score(run, test, split, args.tta)
+            result["test"] = score(run, test, split, tta=False)
+            result["test_tta"] = score(run, test, split, tta=True)
     line = (
         f"{name}: val mIoU {result['val']['mean_iou']:.4f}"
+        f" (flip TTA {result['val_tta']['mean_iou']:.4f})"
         + (f", test mIoU {result['test']['mean_iou']:.4f}" if "test" in result else "")
         + f"; {result['epochs']} epochs, wall {result['wall_minutes']:.1f} of "
         f"{args.budget_minutes:g} min"
