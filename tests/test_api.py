@@ -15,7 +15,7 @@ COMMANDS = {
     "eval": ["evaluate_run", "save_eval"],
     "robustness": ["robustness"],
     "report": ["build_run_report"],
-    "predict": ["load", "predict_stream"],
+    "predict": ["predict_images"],
     "export": ["export_onnx"],
     "check_data": ["check_dataset"],
     "plan": ["plan_for_config", "load_config"],

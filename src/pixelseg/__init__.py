@@ -21,6 +21,7 @@ from .deploy.batch import predict_stream
 from .deploy.demo import DemoResult, demo
 from .deploy.onnx_export import export_onnx
 from .deploy.predict import Predictor, load
+from .deploy.predict_images import predict_images
 from .deploy.serve import serve
 from .deploy.serve_limits import ServeLimits
 from .engine.trainer import TrainResult, resume, train
@@ -65,4 +66,5 @@ __all__ = [
     "summarize",
     "finish_run",
     "train_and_report",
+    "predict_images",
 ]

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from ..deploy.batch import (
-    PredictOptions,
-    Shard,
-    count_file_list,
-    expand_images,
-    flat_names,
-    predict_stream,
-    read_file_list,
-)
-from ..deploy.predict import load
+from ..deploy.batch import PredictOptions, Shard
+from ..deploy.predict_images import predict_images
 from ..errors import PixelsegError
-from ..files import atomic_write_text
 from ._common import add_inference_arguments, inference_options
 
 COMMAND = "predict"
@@ -54,10 +43,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if bool(args.images) == bool(args.files):
-        raise PixelsegError("predict: give image files or folders, or --files LIST (not both)")
-    if args.batch_size < 1 or args.workers < 1:
-        raise PixelsegError("--batch-size and --workers must be at least 1")
     options = PredictOptions(
         **inference_options(args),
         instances=args.instances,
@@ -65,34 +50,20 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
     )
-    shard = Shard.resolve(args.num_parts, args.part_id)
-    out = Path(args.out)
-    if args.files:
-        root = Path(args.root) if args.root else None
-        kwargs = dict(
-            entries=read_file_list(args.files),
-            total=count_file_list(args.files),
-            resolve=(lambda e: root / e) if root else Path,
-        )
-    else:
-        paths = expand_images(args.images)
-        names = flat_names(paths)
-        kwargs = dict(entries=paths, total=len(paths), name_of=names.__getitem__)
-    predictor = load(args.model, args.device)
-    summary = predict_stream(
-        predictor,
-        out_dir=out,
+    summary = predict_images(
+        args.model,
+        args.images,
+        args.out,
+        files=args.files,
+        root=args.root,
         options=options,
-        shard=shard,
+        shard=Shard.resolve(args.num_parts, args.part_id),
+        device=args.device,
         progress=not args.quiet,
-        keep_records=not args.files,
-        **kwargs,
     )
-    if not args.files:  # a small job also gets the whole table as one JSON file
-        atomic_write_text(out / "predictions.json", json.dumps(summary.records, indent=1))
     print(
         f"{summary.processed} images segmented ({summary.images_per_second:.1f} img/s), "
-        f"{summary.skipped} already done; outputs in {out}, log {summary.log}"
+        f"{summary.skipped} already done; outputs in {summary.out_dir}, log {summary.log}"
     )
     if summary.failed:
         image, error = summary.failed[0]

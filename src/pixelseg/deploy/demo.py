@@ -17,10 +17,8 @@ from ..config import load_config
 from ..data.imageio import list_images
 from ..data.scenes import write_scenes
 from ..engine.trainer import train
-from ..files import atomic_write_text
 from ..runs import RunFolder
-from .batch import predict_stream
-from .predict import load
+from .predict_images import predict_images
 
 # Sized so the whole demo runs in under 5 minutes on a 2-core laptop CPU. The scenes already
 # vary rotation, size and colour, so augmentation stays mild: within this budget the model
@@ -113,15 +111,7 @@ def demo(
 
     pred_dir = run.predictions
     test_images = [str(p) for p in list_images(data / "test" / "images")]
-    summary = predict_stream(
-        load(result.run_dir),
-        test_images,
-        pred_dir,
-        name_of=lambda p: Path(p).stem,
-        progress=progress,
-        keep_records=True,
-    )
-    atomic_write_text(pred_dir / "predictions.json", json.dumps(summary.records, indent=1))
+    summary = predict_images(result.run_dir, test_images, pred_dir, progress=progress)
     return DemoResult(
         data=data,
         run_dir=Path(result.run_dir),
