@@ -18,7 +18,7 @@ COMMANDS = {
     "predict": ["predict_images"],
     "export": ["export_onnx"],
     "check_data": ["check_dataset"],
-    "plan": ["plan_for_config", "load_config"],
+    "plan": ["plan_training"],
     "tune": ["run_study", "TuneOptions"],
     "demo": ["demo"],
     "serve": ["serve"],

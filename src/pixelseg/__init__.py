@@ -30,6 +30,7 @@ from .models import create_model, list_models
 from .models.summary import ModelSummary, summarize
 from .tuning.options import TuneOptions
 from .tuning.plan import plan_for_config
+from .tuning.plan_training import plan_training
 from .tuning.study import run_study
 
 __version__ = "0.1.0"
@@ -67,4 +68,5 @@ __all__ = [
     "finish_run",
     "train_and_report",
     "predict_images",
+    "plan_training",
 ]

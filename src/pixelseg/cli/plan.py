@@ -8,8 +8,8 @@ writes the resulting full configuration, for ``pixelseg train --config plan.yaml
 from __future__ import annotations
 
 import argparse
-import json
 
+from ..tuning.plan_training import plan_training
 from ._common import flag_overrides
 
 COMMAND = "plan"
@@ -40,29 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import load_config
-    from ..files import atomic_write_text
-    from ..tuning.plan import Targets, flat_keys, plan_for_config
-
     # --budget-minutes is a planning target here, not train.time_budget_minutes
-    user = flag_overrides(args, ("data", "format", "device")) + list(args.overrides)
-    cfg = load_config(None, user)
-    targets = Targets(epoch_seconds=args.epoch_seconds, total_minutes=args.budget_minutes)
-    fixed = {
-        k: v
-        for k, v in flat_keys(user).items()
-        if k not in ("data.root", "data.format", "train.device")
-    }
-    plan = plan_for_config(cfg, fixed, targets)
-    print(plan.table())
-    print("as overrides: " + " ".join(plan.overrides()))
-    if args.save:
-        planned = load_config(None, plan.overrides() + user)
-        atomic_write_text(
-            args.save, "# pixelseg plan: " + " ".join(plan.overrides()) + "\n" + planned.to_yaml()
-        )
-        print(f"configuration saved to {args.save}")
-    if args.json:
-        atomic_write_text(args.json, json.dumps(plan.to_dict(), indent=1, default=str) + "\n")
-        print(f"plan saved to {args.json}")
+    plan_training(
+        flag_overrides(args, ("data", "format", "device")) + list(args.overrides),
+        epoch_seconds=args.epoch_seconds,
+        budget_minutes=args.budget_minutes,
+        save=args.save,
+        json_file=args.json,
+    )
     return 0
