@@ -63,10 +63,10 @@ def test_demo_trains_evaluates_and_predicts(demo_result):
     r = demo_result
     assert r.data.name == "data-32x32-16" and (r.data / "classes.yaml").is_file()
     assert (r.run_dir / "config.yaml").is_file() and r.report.is_file()
-    assert r.eval_path.is_file() and 0.0 <= r.metrics["mean_iou"] <= 1.0
+    assert r.eval_path.is_file() and 0.0 <= r.metrics.result.scores.mean_iou <= 1.0
     assert r.predicted == 8 and len(list(r.predictions.glob("*_mask.png"))) == 8
     assert (r.predictions / "predictions.json").is_file()
-    assert f"val mIoU {r.metrics['mean_iou']:.4f}" in r.summary()
+    assert f"val mIoU {r.metrics.result.scores.mean_iou:.4f}" in r.summary()
 
 
 def test_serve_runs_uvicorn_on_the_app_of_the_model(demo_result, monkeypatch):

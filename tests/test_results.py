@@ -90,7 +90,7 @@ def test_run_eval_json_round_trip_and_old_files():
     assert list(d)[-5:] == ["loss", "images", "boundary", "calibration", "overfitting"]
     again = RunEval.from_dict(d)
     assert again.to_dict() == d
-    assert "mean IoU" in format_eval(again) and format_eval(d) == format_eval(again)
+    assert "mean IoU" in format_eval(again)
     # An eval file from before the resolution was recorded (and without the gap) still reads.
     old = {k: v for k, v in d.items() if k not in ("resolution", "model_input_size", "overfitting")}
     back = RunEval.from_dict(old)

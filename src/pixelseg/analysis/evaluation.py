@@ -157,7 +157,7 @@ class RunEval:
 
 def evaluate_run(
     run: str | Path,
-    data_root: str | Path,
+    data_root: str | Path | None = None,
     split: str = "val",
     data_format: str = "auto",
     batch_size: int = 4,
@@ -173,7 +173,9 @@ def evaluate_run(
 
     ``gap_max_images`` caps the training images scored for the overfitting gap (evenly spaced
     through the split): on a large dataset the gap needs a sample, not another full pass.
+    ``data_root`` defaults to the dataset the run trained on.
     """
+    data_root = data_root or data_root_of(run)
     dev = pick_device(device)
     model, meta = load_checkpoint(run, map_location=dev)
     normalizer = Normalizer(**(meta.normalization or {}))
@@ -273,10 +275,8 @@ def read_eval(path: str | Path) -> RunEval:
         raise PixelsegError(f"{path}: not a readable pixelseg eval result ({e})") from None
 
 
-def format_eval(result: RunEval | dict) -> str:
-    """The per-class table and summary lines of an eval result (a dict: its JSON form)."""
-    if isinstance(result, dict):  # an eval/<split>.json read as JSON
-        result = RunEval.from_dict(result)
+def format_eval(result: RunEval) -> str:
+    """The per-class table and summary lines of an eval result."""
     names = result.class_names
     scores = result.result.scores
     pc = scores.per_class

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis.evaluation import data_root_of, evaluate_run, format_eval, save_eval
+from ..analysis.evaluation import evaluate_run, format_eval, save_eval
 from ._common import add_inference_arguments, inference_options
 
 COMMAND = "eval"
@@ -24,10 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = args.data or data_root_of(args.run)
     result = evaluate_run(
         args.run,
-        data,
+        args.data,
         args.split,
         args.format,
         args.batch_size,

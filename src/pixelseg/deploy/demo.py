@@ -5,13 +5,12 @@ It sits in the deploy layer because it runs every layer's work in turn, the pred
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis.evaluation import format_eval
+from ..analysis.evaluation import RunEval, format_eval, read_eval
 from ..analysis.run_report import finish_run
 from ..config import load_config
 from ..data.imageio import list_images
@@ -53,16 +52,17 @@ class DemoResult:
     data: Path
     run_dir: Path
     eval_path: Path
-    metrics: dict  # the evaluation of the best checkpoint on the validation scenes
+    metrics: RunEval  # the evaluation of the best checkpoint on the validation scenes
     report: Path
     predictions: Path
     predicted: int  # held-out scenes segmented
     seconds: float
 
     def summary(self) -> str:
+        miou = self.metrics.result.scores.mean_iou
         return "\n".join(
             [
-                f"demo finished in {self.seconds:.0f}s: val mIoU {self.metrics['mean_iou']:.4f}",
+                f"demo finished in {self.seconds:.0f}s: val mIoU {miou:.4f}",
                 f"  data         {self.data}",
                 f"  run          {self.run_dir}  (config.yaml, metrics.jsonl, checkpoints/)",
                 f"  evaluation   {self.eval_path}",
@@ -106,7 +106,7 @@ def demo(
     report = finish_run(result.run_dir, log=lambda _: None, progress=progress)
     run = RunFolder(result.run_dir)
     eval_path = run.eval_result("val")
-    metrics = json.loads(eval_path.read_text())
+    metrics = read_eval(eval_path)
     log(format_eval(metrics))
 
     pred_dir = run.predictions
