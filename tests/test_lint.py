@@ -14,9 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ruff_finds_nothing():
-    if shutil.which("ruff") is None and subprocess.run(
-        [sys.executable, "-m", "ruff", "--version"], capture_output=True
-    ).returncode:
+    if (
+        shutil.which("ruff") is None
+        and subprocess.run(
+            [sys.executable, "-m", "ruff", "--version"], capture_output=True
+        ).returncode
+    ):
         pytest.skip("ruff is not installed (it is in the dev extra)")
     done = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "src", "tests", "bench"],
