@@ -18,7 +18,12 @@ from pixelseg.tuning.fingerprint import (
     fingerprint_dataset,
     image_size,
 )
-from pixelseg.tuning.plan import apply_plan_if_unconfigured, flat_keys, make_plan
+from pixelseg.tuning.plan import (
+    PLAN_CORRUPTIONS,
+    apply_plan_if_unconfigured,
+    flat_keys,
+    make_plan,
+)
 
 # Seconds per megapixel (training) of each candidate, roughly this machine's 2 cores.
 FAKE_S_PER_MPIX = {
@@ -67,6 +72,9 @@ def test_cpu_large_images_get_downscaled_and_a_light_model():
     assert 10 <= plan.value("train.epochs") <= 200
     assert plan.value("train.class_weights") == "sqrt"  # 0.3 vs 0.01: 30x
     assert plan.value("augment.rotation") == 15.0  # < 500 images
+    assert plan.value("augment.corruptions") == PLAN_CORRUPTIONS
+    assert "shot_noise" not in PLAN_CORRUPTIONS  # held out, so robustness shows what carries over
+    assert plan.value("augment.corruption_max_severity") == 3
     for pair in plan.overrides():  # every choice is a valid override
         load_config(overrides=[pair])
     text = plan.table()
@@ -185,3 +193,9 @@ def test_no_plan_for_model_options_no_plan_flag_or_torchrun():
     assert not applied([*pairs, "model.width=8"])
     assert not applied([*pairs, "model=unet"])
     assert not applied(pairs, world_size=2)  # under torchrun: each process could plan otherwise
+
+
+def test_corruptions_the_user_turns_off_stay_off():
+    plan = make_plan(dataset(), CPU, fake_costs, fixed={"augment.corruptions": []})
+    assert plan.value("augment.corruptions") == []
+    assert not any(o.startswith("augment.corruptions=") for o in plan.overrides())

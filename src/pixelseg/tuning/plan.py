@@ -29,6 +29,10 @@ How the choices are made (nnU-Net's idea, with a time budget instead of a GPU-me
    large ones (> 5000).
 6. Cache: decoded images kept in memory when the loader runs in the training process and
    the decoded dataset takes less than 2 GiB and a quarter of the memory.
+7. Corruptions: mild photometric corruptions (``PLAN_CORRUPTIONS``, a quarter of the samples,
+   severities 1-3). On CamVid (30 min budget) they cost no clean accuracy (val mIoU 0.592
+   without, 0.595 with) and raised the mean mIoU under corruption from 36.3 to 47.2, and under
+   the types left out of training (shot noise, motion blur, pixelate) from 28.9 to 45.4.
 """
 
 from __future__ import annotations
@@ -72,6 +76,12 @@ MAX_TRAIN_SIDE = {"cpu": 512, "gpu": 1024}  # larger images are trained on crops
 IMBALANCE_RATIO = 10.0
 CACHE_MAX_BYTES = 2 * 2**30
 DECODED_BYTES_PER_PIXEL = 3 + 8  # uint8 RGB image + int64 mask
+
+# Trained on by default; shot noise, motion blur and pixelate stay out, so `pixelseg robustness`
+# shows what carries over to corruptions the model never saw.
+PLAN_CORRUPTIONS = ["gaussian_noise", "gaussian_blur", "jpeg", "contrast", "brightness"]
+PLAN_CORRUPTION_P = 0.25
+PLAN_CORRUPTION_MAX_SEVERITY = 3
 
 CostFn = Callable[[str, dict], ModelCost]
 
@@ -375,6 +385,10 @@ def make_plan(
     rot, scale_range, why = _augmentation(ds.n_train)
     add("augment.rotation", rot, why)
     add("augment.scale", scale_range, why)
+    robust = "mild corruptions: no clean cost and much more robust on CamVid (see plan.py)"
+    add("augment.corruptions", PLAN_CORRUPTIONS, robust)
+    add("augment.corruption_p", PLAN_CORRUPTION_P, robust)
+    add("augment.corruption_max_severity", PLAN_CORRUPTION_MAX_SEVERITY, robust)
     cache, cache_reason = _cache_choice(ds, hw)
     add("data.cache", cache, cache_reason)
     epoch_s = best.epoch_s  # estimated with the user's batch size and geometry, when fixed
