@@ -10,7 +10,8 @@ scored plain and with horizontal-flip TTA (`val`, `val_tta`). The wall time is t
 `pixelseg train` (set-up, training, final evaluation and report), measured around it. With a
 GPU the same command runs the GPU budget (pass --budget-minutes 10). Select configurations
 on val; --test only reports. Writes bench/results/camvid-<name>.json; --keep DIR trains into
-DIR and keeps the run (for `pixelseg robustness`).
+DIR and keeps the run (for `pixelseg robustness`). --model NAME plans around that model
+(`pixelseg plan model.name=NAME --save`, then `pixelseg train --config`), within the budget.
 
 --test DIR is a CamVid folder in the same layout with a `test/` + `testannot/` split (or
 `val/` + `valannot/`, scored as the test split).
@@ -45,6 +46,14 @@ def score(run: Path, data: Path, split: str, tta: bool) -> dict:
     }
 
 
+def run_or_exit(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    print(done.stdout[-3000:])
+    if done.returncode != 0:
+        print(done.stderr[-3000:], file=sys.stderr)
+        sys.exit(done.returncode)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -60,18 +69,23 @@ def main() -> None:
         tmp = args.keep or scratch
         if args.keep and (Path(tmp) / name).exists():
             sys.exit(f"{Path(tmp) / name} exists: pick another --name or --keep folder")
-        cmd = [sys.executable, "-m", "pixelseg", "train", "--data", args.data, "--quiet"]
-        cmd += ["--budget-minutes", str(args.budget_minutes), "--out-dir", tmp, "--name", name]
-        if args.model:
-            cmd += [f"model.name={args.model}"]  # a model.* key: the plan is still applied
-        cmd += args.overrides
         t0 = time.time()
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = [sys.executable, "-m", "pixelseg", "train", "--data", args.data, "--quiet"]
+        budget = args.budget_minutes
+        if args.model:
+            # `train model.name=X` would be the user's own choice (no plan); `plan model.name=X`
+            # sizes the resolution, batch and schedule around X. The plan's minutes come out
+            # of the budget, so the whole protocol stays within it.
+            planned = Path(scratch) / "plan.yaml"
+            plan = [sys.executable, "-m", "pixelseg", "plan", "--data", args.data]
+            plan += ["--budget-minutes", str(budget), "--save", str(planned)]
+            run_or_exit(plan + [f"model.name={args.model}", *args.overrides])
+            budget -= (time.time() - t0) / 60
+            cmd += ["--config", str(planned)]
+        cmd += ["--budget-minutes", f"{budget:.2f}", "--out-dir", tmp, "--name", name]
+        cmd += args.overrides
+        run_or_exit(cmd)
         wall = time.time() - t0
-        print(done.stdout[-3000:])
-        if done.returncode != 0:
-            print(done.stderr[-3000:], file=sys.stderr)
-            sys.exit(done.returncode)
         run = Path(tmp) / name
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         result = {
