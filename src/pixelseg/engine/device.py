@@ -59,7 +59,12 @@ def autocast(device: torch.device):
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    """Channels-last on every device: on GPUs for the tensor cores, and on the CPU because
+    oneDNN's convolutions are faster in NHWC. Measured on 2 cores (torch 2.13, train step of
+    batch 4, fwd + bwd + Adam): lightseg 360x480 311-324 ms -> 191-279 ms, unet 180x240
+    344 -> 255 ms, reseg 180x240 399 -> 378 ms."""
+    del device  # kept in the signature: the choice is per device, even if it agrees today
+    return torch.channels_last
 
 
 def augment_on_device(setting: str | bool, device: torch.device) -> bool:

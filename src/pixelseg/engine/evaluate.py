@@ -14,7 +14,7 @@ from ..constants import IGNORE_INDEX
 from ..data.transforms import Normalizer
 from ..metrics import ConfusionMatrix, Scores
 from .device import autocast
-from .inference import is_augmented, predict_probs
+from .inference import class_map, is_augmented, predict_probs
 
 # on_batch(probs (B, C, H, W) float, predictions (B, H, W) int64, masks (B, H, W) int64)
 BatchCallback = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
@@ -99,7 +99,7 @@ def evaluate(
             if n > 0:
                 loss_sum.add_(loss_fn(loss_logits, masks).double() * n)
                 pixels.add_(n)
-        pred = scores.argmax(1)
+        pred = class_map(scores)
         cm.update(pred, masks)
         if on_batch is not None:
             on_batch(scores.softmax(1) if is_logits else scores, pred, masks)

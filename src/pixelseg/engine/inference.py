@@ -10,6 +10,16 @@ from torch import nn
 from .device import autocast
 
 
+def class_map(scores: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """The class with the highest score along ``dim`` (ties: the first, as ``argmax``).
+
+    ``max(dim).indices`` rather than ``argmax(dim)``: on the CPU torch the latter reduces a
+    (4, 12, 360, 480) batch over the class axis ~10x slower (146 ms against 15 ms on 2 cores),
+    which cost a CamVid training epoch ~7 s of ~55 s in the train-accuracy count alone.
+    """
+    return scores.max(dim).indices
+
+
 def _probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     with autocast(x.device):
         return model(x).float().softmax(1)

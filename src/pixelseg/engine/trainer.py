@@ -38,6 +38,7 @@ from .distributed import (
 from .ema import ModelEma
 from .evaluate import evaluate
 from .guard import NanGuard, NonFiniteLoss, weights_finite
+from .inference import class_map
 from .loaders import build_loaders
 from .losses import build_loss
 from .optim import (
@@ -298,7 +299,7 @@ class Trainer:
                 loss_sum += loss.double()
                 if last:
                     lr = self._optimizer_step(params, step0 + k, bad, f"epoch {epoch}, step {n}")
-                correct += (logits.detach().argmax(1) == masks).sum()
+                correct += (class_map(logits.detach()) == masks).sum()
                 labelled += (masks != IGNORE_INDEX).sum()
                 bar.update()
                 if n % 10 == 0:
