@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..data.transforms import AugmentParams, TrainTransform
+from ..engine.device import memory_format
 from ..models import create_model
 
 
@@ -98,12 +99,14 @@ def measure_model_cost(
     ``max_hw``) until one takes ``min_step_s``, and that last timing is used.
     """
     torch.manual_seed(0)
-    model = create_model(name, num_classes, 3, **knobs).to(device)
+    # Timed as the trainer runs it: same memory format (channels-last is ~25% faster here).
+    fmt = memory_format(device)
+    model = create_model(name, num_classes, 3, **knobs).to(device, memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     peak = None
     for size in calibration_sizes(max_hw):
-        x = torch.randn(batch, 3, *size, device=device)
+        x = torch.randn(batch, 3, *size, device=device).contiguous(memory_format=fmt)
         y = torch.randint(0, num_classes, (batch, *size), device=device)
 
         def train_step(x: torch.Tensor = x, y: torch.Tensor = y) -> None:
