@@ -36,6 +36,7 @@ TINY: dict[str, dict] = {
 # Every registered model, plus variants whose extra code paths deserve the same checks.
 CASES = [(e.name, TINY.get(e.name, {})) for e in list_models()] + [
     ("unet", {**TINY["unet"], "context": "renet"}),
+    ("lightseg", {**TINY["lightseg"], "context": "renet"}),
     ("renet", {**TINY["renet"], "cell": "lstm", "upsample": "bilinear", "patch_size": 2}),
     ("deeplab", {**TINY["deeplab"], "decoder_stride": 2}),
     ("lightseg", {**TINY["lightseg"], "decoder_stride": 2}),

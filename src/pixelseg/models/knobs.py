@@ -144,6 +144,14 @@ DECODER_STRIDE = Knob(
     choices=DECODER_STRIDES,
     help="stride the classifier works at: 2 and 1 add skips from the stem and the image",
 )
+CONTEXTS = ("none", "renet")
+CONTEXT = Knob(
+    "context",
+    str,
+    "none",
+    choices=CONTEXTS,
+    help="renet: recurrent global context (ReNet row/column sweeps) on the deepest features",
+)
 # The recurrent family's shared knobs (cell, hidden_size, num_layers) are in renet.py.
 
 

@@ -4,7 +4,8 @@ Aim: the best accuracy per CPU-second. Almost all spatial filtering is depthwise
 channel and pixel instead of 9*C), full-resolution work is limited to one stride-2 stem conv,
 the deep stage runs at 1/16 with dilations for context, and the decoder works at 1/4 with one
 skip connection (ENet / MobileNet / LR-ASPP spirit). At 360x480 it needs well under a tenth of
-the default U-Net's FLOPs (a test checks this).
+the default U-Net's FLOPs (a test checks this). ``context="renet"`` makes it a CNN-RNN hybrid:
+ReNet row/column sweeps over the 1/16 features, where a sweep is only ~30 steps long.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .knobs import ACTIVATION, DECODER_STRIDE, KERNEL_SIZE, NORM, WIDTH, Knob
+from .knobs import ACTIVATION, CONTEXT, DECODER_STRIDE, KERNEL_SIZE, NORM, WIDTH, Knob
 from .layers import ConvNormAct, FineDecoder, SkipRefine, make_norm, resize_to
 from .registry import register_model
+from .renet import RecurrentContext
 
 
 class InvertedResidual(nn.Module):
@@ -89,6 +91,7 @@ class ContextGate(nn.Module):
         ACTIVATION,
         NORM,
         DECODER_STRIDE,
+        CONTEXT.but(help="renet: recurrent global context at 1/16, before the gate"),
     ],
 )
 class LightSeg(nn.Module):
@@ -102,6 +105,9 @@ class LightSeg(nn.Module):
     second skip, from the stem, and classifies at 1/2 instead of 1/4: on small images (a 64 px
     image is 16 px at 1/4) it recovers thin parts and boundaries for ~30% more FLOPs;
     ``decoder_stride=1`` adds a narrow full-resolution step (see ``FineDecoder``).
+    ``context="renet"`` puts a ``RecurrentContext`` (one bidirectional GRU ReNet layer, as in
+    U-Net's) between the 1/16 stage and the gate: the pooled gate sees the image as one
+    vector, the sweeps give each position its own view of its row and column.
     Any H x W works.
     """
 
@@ -116,6 +122,7 @@ class LightSeg(nn.Module):
         activation: str = "relu",
         norm: str = "batch",
         decoder_stride: int = 4,
+        context: str = "none",
     ) -> None:
         super().__init__()
         c1, c2, c3 = max(1, (3 * width) // 2), 2 * width, 4 * width
@@ -136,6 +143,11 @@ class LightSeg(nn.Module):
             InvertedResidual(c3, c3, dilation=2, **kw),
             InvertedResidual(c3, c3, dilation=4, **kw),
         )
+        self.recurrent = (
+            RecurrentContext(c3, norm=norm, activation=activation)
+            if context == "renet"
+            else nn.Identity()
+        )
         self.context = ContextGate(c3, c2, norm, activation)
         na = dict(norm=norm, activation=activation)
         self.decoder = SkipRefine(c2, c1, c2, kernel_size, separable=True, **na)
@@ -148,7 +160,8 @@ class LightSeg(nn.Module):
         size, image = x.shape[-2:], x
         stem = self.stem(x)  # (B, w, H/2, W/2)
         low = self.stage1(stem)  # (B, 1.5w, H/4, W/4)
-        x = self.context(self.stage3(self.stage2(low)))  # (B, 2w, H/16, W/16)
+        deep = self.recurrent(self.stage3(self.stage2(low)))  # (B, 4w, H/16, W/16)
+        x = self.context(deep)  # (B, 2w, H/16, W/16)
         x = self.decoder(x, low)  # (B, 2w, H/4, W/4)
         x = self.fine(x, stem, image)  # (B, C, H/decoder_stride, W/decoder_stride)
         return resize_to(self.head(x), size)  # (B, num_classes, H, W)

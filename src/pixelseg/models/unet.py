@@ -9,12 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .knobs import ACTIVATION, DROPOUT, KERNEL_SIZE, NORM, WIDTH, Knob
+from .knobs import ACTIVATION, CONTEXT, DROPOUT, KERNEL_SIZE, NORM, WIDTH, Knob
 from .layers import ConvNormAct, resize_to
 from .registry import register_model
 from .renet import RecurrentContext
-
-CONTEXTS = ("none", "renet")
 
 
 class DoubleConv(nn.Sequential):
@@ -53,13 +51,7 @@ class DoubleConv(nn.Sequential):
         ACTIVATION,
         NORM,
         DROPOUT.but(help="dropout after the bottleneck"),
-        Knob(
-            "context",
-            str,
-            "none",
-            choices=CONTEXTS,
-            help="renet: recurrent global context at the bottleneck",
-        ),
+        CONTEXT.but(help="renet: recurrent global context at the bottleneck"),
     ],
 )
 class UNet(nn.Module):
