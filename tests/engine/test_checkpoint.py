@@ -147,3 +147,12 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(make_cf
     assert [r["epoch"] for r in result.history] == [1]
     with pytest.raises(PixelsegError, match="run folder exists"):  # a folder with a config stays
         Trainer(make_cfg("first"), progress=False, log=lambda *a: None)
+
+
+def test_a_loaded_model_is_in_the_trainers_memory_format(run):
+    """Eval, predict and export run the weights as training did: channels-last 4-D weights
+    (on the CPU too, where oneDNN's NHWC convolutions are faster)."""
+    model, _ = load_checkpoint(run)
+    convs = [p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1]
+    assert convs
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)

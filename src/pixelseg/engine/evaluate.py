@@ -13,7 +13,7 @@ from tqdm import tqdm
 from ..constants import IGNORE_INDEX
 from ..data.transforms import Normalizer
 from ..metrics import ConfusionMatrix, Scores
-from .device import autocast
+from .device import autocast, memory_format
 from .inference import class_map, is_augmented, predict_probs
 
 # on_batch(probs (B, C, H, W) float, predictions (B, H, W) int64, masks (B, H, W) int64)
@@ -112,6 +112,7 @@ def evaluate(
             x = images
             if model_size and size != model_size:
                 x = F.interpolate(images, size=model_size, mode="bilinear", align_corners=False)
+            x = x.contiguous(memory_format=memory_format(device))
             if augmented:
                 scores = predict_probs(model, x, tta=tta, scales=scales, window=window)
             else:

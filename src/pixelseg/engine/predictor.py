@@ -14,7 +14,7 @@ from ..data.sample import ClassTable
 from ..data.transforms import Normalizer
 from ..errors import PixelsegError
 from .checkpoint import load_checkpoint
-from .device import pick_device
+from .device import memory_format, pick_device
 from .inference import predict_probs
 
 
@@ -36,7 +36,7 @@ class Predictor:
         normalizer=None,
         source: str = "",
     ) -> None:
-        self.model = model.to(device).eval()
+        self.model = model.to(device).eval()  # load_checkpoint gives it the memory format
         self.meta = meta
         self.device = device
         self.source = source
@@ -101,6 +101,8 @@ class Predictor:
         size = x.shape[-2:]
         if self.resize:
             x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False)
+        # As the model's weights (load_checkpoint); an ONNX model copies back to NCHW, cheaply.
+        x = x.contiguous(memory_format=memory_format(self.device))
         p = predict_probs(self.model, x, tta=tta, scales=scales, window=window)
         if p.shape[-2:] != size:
             p = F.interpolate(p, size=size, mode="bilinear", align_corners=False)
