@@ -293,9 +293,8 @@ def load_checkpoint(
 
     ``path``: a run folder (its best checkpoint), a sidecar ``.json``, or a ``Sidecar``
     already read (its ``path`` says where its data files are). The model comes back in the
-    device's memory format (channels-last), as the trainer ran it: on this 2-core CPU a
-    lightseg forward pass of 4 x 360x480 takes 142-168 ms instead of 163-209, unet's 369-412
-    instead of 748-931."""
+    device's memory format (channels-last), as the trainer ran it: inference is 1.6-2.2x
+    faster on the 2-core CPU (``bench/memory_format.py``)."""
     # Every consumer of a loaded model (eval, predict, export, resume) needs its classes.
     meta = path if isinstance(path, Sidecar) else read_sidecar(path, ("classes",))
     try:

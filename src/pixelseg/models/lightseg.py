@@ -16,7 +16,7 @@ from torch import nn
 from .knobs import ACTIVATION, CONTEXT, DECODER_STRIDE, KERNEL_SIZE, NORM, WIDTH, Knob
 from .layers import ConvNormAct, FineDecoder, SkipRefine, make_norm, resize_to
 from .registry import register_model
-from .renet import RecurrentContext
+from .renet import recurrent_context
 
 
 class InvertedResidual(nn.Module):
@@ -143,11 +143,7 @@ class LightSeg(nn.Module):
             InvertedResidual(c3, c3, dilation=2, **kw),
             InvertedResidual(c3, c3, dilation=4, **kw),
         )
-        self.recurrent = (
-            RecurrentContext(c3, norm=norm, activation=activation)
-            if context == "renet"
-            else nn.Identity()
-        )
+        self.recurrent = recurrent_context(context, c3, norm, activation)
         self.context = ContextGate(c3, c2, norm, activation)
         na = dict(norm=norm, activation=activation)
         self.decoder = SkipRefine(c2, c1, c2, kernel_size, separable=True, **na)

@@ -74,6 +74,13 @@ class RenetLayer(nn.Module):
         return cols.reshape(b, w, h, -1).permute(0, 3, 2, 1).contiguous()  # (B, 2h, H, W)
 
 
+def recurrent_context(context: str, channels: int, norm: str, activation: str) -> nn.Module:
+    """The ``context`` knob of the CNNs: a ``RecurrentContext`` for "renet", else identity."""
+    if context == "renet":
+        return RecurrentContext(channels, norm=norm, activation=activation)
+    return nn.Identity()
+
+
 class RecurrentContext(nn.Module):
     """Global context for a CNN feature map: ReNet layers, then concat with the input and a
     1x1 ConvNormAct back to ``channels``, so the block keeps the map's shape and the local

@@ -12,7 +12,7 @@ from torch import nn
 from .knobs import ACTIVATION, CONTEXT, DROPOUT, KERNEL_SIZE, NORM, WIDTH, Knob
 from .layers import ConvNormAct, resize_to
 from .registry import register_model
-from .renet import RecurrentContext
+from .renet import recurrent_context
 
 
 class DoubleConv(nn.Sequential):
@@ -89,11 +89,7 @@ class UNet(nn.Module):
             )
             cin = c
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
-        self.context = (
-            RecurrentContext(chans[-1], norm=norm, activation=activation)
-            if context == "renet"
-            else nn.Identity()
-        )
+        self.context = recurrent_context(context, chans[-1], norm, activation)
         self.decoders = nn.ModuleList()
         for c_skip, c_deep in zip(reversed(chans[:-1]), reversed(chans[1:])):
             self.decoders.append(DoubleConv(c_skip + c_deep, c_skip, kernel_size, norm, activation))
