@@ -23,6 +23,7 @@ from .files import read_yaml_mapping  # re-exported: part of this module's API b
 class DataConfig:
     root: str = ""
     format: str = "auto"
+    # "train+val": the final pass over every labelled image, once a configuration is fixed on val
     train_split: str = "train"
     val_split: str = "val"
     crop_size: list[int] | None = None  # [H, W] random training crop; None = whole images

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import shutil
 import sys
 
 import numpy as np
@@ -11,6 +13,7 @@ from dataset_builders import CAMVID_MASK, CITYSCAPES_LABELS, REAL_CAMVID, H, W
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data import formats
 from pixelseg.data.formats import open_split, resolve_format
+from pixelseg.data.preflight import preflight
 from pixelseg.errors import PixelsegError
 
 LAYOUTS = ["camvid_root", "voc_root", "cityscapes_root", "coco_root", "mask_folder_root"]
@@ -54,6 +57,37 @@ def test_camvid_void_becomes_ignore(camvid_root):
     assert len(open_split(camvid_root, "val")) == 1
     with pytest.raises(PixelsegError, match="split 'test' not found"):
         open_split(camvid_root, "test")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_splits_joined_by_plus_read_as_one_each_item_decoded_by_its_split(layout, request):
+    root = request.getfixturevalue(layout)
+    if layout == "coco_root":  # a second split with its own annotation file
+        shutil.copytree(root / "val2017", root / "train2017")
+        ann = root / "annotations"
+        shutil.copy(ann / "instances_val2017.json", ann / "instances_train2017.json")
+    names = resolve_format(root).splits(root)[:2]
+    assert len(names) == 2, f"{layout} is built with one split"
+    parts = [open_split(root, n) for n in names]
+    joined = open_split(root, "+".join(names))
+    assert joined.split == "+".join(names) and joined.format_name == parts[0].format_name
+    assert joined.classes.names == parts[0].classes.names
+    assert len(joined) == len(parts[0]) + len(parts[1])
+    assert preflight([joined], skip_bad=False, progress=False) == []  # names made unique
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(joined))[0].mask, joined[0].mask)
+    expected = [(part.split, part[i]) for part in parts for i in range(len(part))]
+    for i, (split, want) in enumerate(expected):
+        got = joined[i]
+        assert got.name == f"{split}/{want.name}"
+        np.testing.assert_array_equal(got.image, want.image)
+        np.testing.assert_array_equal(got.mask, want.mask)
+
+
+def test_joined_splits_name_a_missing_or_repeated_split(camvid_root):
+    with pytest.raises(PixelsegError, match="split 'test' not found"):
+        open_split(camvid_root, "train+test")
+    with pytest.raises(PixelsegError, match="names the same split twice"):
+        open_split(camvid_root, "train+train")
 
 
 def test_camvid_unknown_value_is_reported_with_its_raw_value(camvid_root):

@@ -129,6 +129,16 @@ def test_early_stopping_says_why(make_cfg, monkeypatch):
     assert last["stop_reason"] == res.stop_reason
 
 
+def test_a_final_pass_over_train_and_val_keeps_the_last_epoch_as_best(make_cfg, monkeypatch):
+    # val scores of a model trained on val measure fit: best-by-val would pick at random
+    monkeypatch.setattr(trainer_mod, "evaluate", fake_evaluate([0.5, 0.9, 0.4]))
+    tr, res, logs = fit(make_cfg("final", "train.epochs=3", "data.train_split=train+val"))
+    assert len(tr.train_source) == 8 + 4
+    assert res.best_epoch == 3 and res.best_miou == 0.4
+    assert any("includes the val split" in line for line in logs)
+    torch.testing.assert_close(weights(res.run_dir, "best"), weights(res.run_dir, "last"))
+
+
 def test_nan_loss_stops_at_once_without_a_poisoned_checkpoint(make_cfg):
     tr = Trainer(make_cfg("nan", "train.epochs=2"), progress=False, log=lambda *a: None)
     nan_loss_at(tr, {3})  # epoch 2, first step

@@ -248,6 +248,11 @@ def test_user_errors_come_before_any_trial(scenes, tmp_path, tiny_space):
         )
     with pytest.raises(PixelsegError, match="--trials: must be >= 1"):
         run_study(options(scenes, tmp_path, tiny_space, trials=0), log=lambda *a: None)
+    with pytest.raises(PixelsegError, match="a study selects on val, so val cannot be trained"):
+        run_study(
+            options(scenes, tmp_path, tiny_space, overrides=["data.train_split=train+val"]),
+            log=lambda *a: None,
+        )
     assert not (tmp_path / "tune").exists()
     # Trial folders left from a study whose database was deleted are never overwritten.
     (tmp_path / "tune" / "s" / "trials" / "trial-0").mkdir(parents=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PixelsegError
-from .source import SegmentationSource
+from .source import ConcatSource, SegmentationSource
 
 
 @dataclass(frozen=True)
@@ -66,13 +66,24 @@ def resolve_format(root: str | Path, format: str = "auto") -> DatasetFormat:
     )
 
 
+def split_names(split: str) -> list[str]:
+    """The splits a split name stands for: ``train+val`` is train and val read as one."""
+    return [s.strip() for s in split.split("+")]
+
+
 def open_split(root: str | Path, split: str, format: str = "auto") -> SegmentationSource:
-    """Open one split (train, val, test) of the dataset at ``root``."""
+    """Open one split (train, val, test) of the dataset at ``root``, or several joined by
+    ``+`` (``train+val``) as one source."""
     fmt = resolve_format(root, format)
     available = fmt.splits(Path(root))
-    if split not in available:
-        raise PixelsegError(
-            f"{root}: split {split!r} not found "
-            f"({fmt.name} layout has: {', '.join(available) or 'none'})"
-        )
-    return fmt.open(Path(root), split)
+    names = split_names(split)
+    for name in names:
+        if name not in available:
+            raise PixelsegError(
+                f"{root}: split {name!r} not found "
+                f"({fmt.name} layout has: {', '.join(available) or 'none'})"
+            )
+    if len(set(names)) != len(names):
+        raise PixelsegError(f"{root}: split {split!r} names the same split twice")
+    parts = [fmt.open(Path(root), name) for name in names]
+    return parts[0] if len(parts) == 1 else ConcatSource(parts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import PixelsegError
-from .formats import open_split
+from .formats import open_split, split_names
 from .loader import SegmentationDataset
 from .sample import ClassTable
 from .source import SegmentationSource
@@ -23,6 +23,11 @@ def open_train_val(data_cfg) -> tuple[SegmentationSource, SegmentationSource, Cl
             f"{data_cfg.root}: {train.classes.num_classes} classes; at most 254 are supported"
         )
     return train, val, train.classes
+
+
+def val_is_trained_on(data_cfg) -> bool:
+    """True for a final pass (``data.train_split=train+val``): val scores then measure fit."""
+    return data_cfg.val_split in split_names(data_cfg.train_split)
 
 
 def augment_params(aug_cfg) -> AugmentParams | None:

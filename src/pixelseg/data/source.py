@@ -6,6 +6,7 @@ map to class ids; loading, validation and error messages live here, once for all
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,48 @@ class SegmentationSource:
 
     def __getitem__(self, index: int) -> Sample:
         return self.load(index)
+
+
+class ConcatSource(SegmentationSource):
+    """Several splits of one dataset read as one (``data.train_split=train+val``).
+
+    The standard protocol's last step: once a configuration is chosen on val, train it again
+    on every labelled image. Each item is decoded by the split it came from, so per-split
+    rules (COCO's annotation files) still apply, and its name is prefixed with that split
+    (``val/0016E5_07959``): splits often reuse file names, and names must be unique.
+    """
+
+    def __init__(self, parts: list[SegmentationSource]) -> None:
+        first = parts[0]
+        for part in parts[1:]:
+            if part.classes.names != first.classes.names:
+                raise PixelsegError(
+                    f"{first.root}: splits {first.split} and {part.split} disagree on the "
+                    "classes; they cannot be trained on together"
+                )
+        self._part_of: dict[Item, SegmentationSource] = {}
+        for part in parts:
+            for item in part.items:
+                named = dataclasses.replace(item, name=f"{part.split}/{item.name}")
+                self._part_of[named] = part
+        split = "+".join(part.split for part in parts)
+        super().__init__(list(self._part_of), first.classes, first.root, split)
+        self.parts = parts
+        self.format_name = first.format_name
+        if all(hasattr(part, "mask_size") for part in parts):  # label maps that are not images
+            self.mask_size = self._mask_size  # a bound method: the source still pickles
+
+    def _mask_size(self, item: Item) -> tuple[int, int]:
+        return self._part_of[item].mask_size(item)
+
+    def mask_decoding(self) -> str:
+        return "+".join(part.mask_decoding() for part in self.parts)
+
+    def decode_image(self, item: Item) -> np.ndarray:
+        return self._part_of[item].decode_image(item)
+
+    def decode_mask(self, item: Item) -> np.ndarray:
+        return self._part_of[item].decode_mask(item)
 
 
 def check_labels(mask: np.ndarray, num_classes: int, path: Path | str) -> None:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..config import RunConfig
 from ..constants import IGNORE_INDEX
-from ..data.pipeline import open_train_val
+from ..data.pipeline import open_train_val, val_is_trained_on
 from ..data.preflight import preflight
 from ..data.transforms import Normalizer
 from ..errors import PixelsegError
@@ -106,6 +106,9 @@ class Trainer:
 
         # 1. Everything that reads the user's input, before any file is written.
         self.train_source, self.val_source, self.classes = open_train_val(cfg.data)
+        # A final pass (data.train_split=train+val) trains on val: its scores then measure
+        # fit, not generalisation, so the last epoch is kept as best instead.
+        self.val_in_train = val_is_trained_on(cfg.data)
         self.skipped = preflight(
             [self.train_source, self.val_source],
             skip_bad=cfg.data.skip_bad,
@@ -358,6 +361,11 @@ class Trainer:
             f"per optimizer step; augmentation {where}"
             + (f"; EMA {t.ema_decay} (validated and saved as best)" if self.ema else "")
         )
+        if self.val_in_train:
+            self.log(
+                f"warning: data.train_split={self.cfg.data.train_split} includes the val split: "
+                "val scores are not held out, and the last epoch is saved as best"
+            )
         self.log(HEADER)
         stop_reason = "completed"
         if self.budget is not None:
@@ -400,7 +408,7 @@ class Trainer:
                 "time_s": time.time() - te,
             }
             self.history.append(row)
-            improved = val.scores.mean_iou > self.best_miou
+            improved = self.val_in_train or val.scores.mean_iou > self.best_miou
             if improved:
                 self.best_miou, self.best_epoch = val.scores.mean_iou, epoch
             patience = t.early_stop_patience

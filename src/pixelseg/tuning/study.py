@@ -36,7 +36,7 @@ from filelock import FileLock
 
 from ..config import RunConfig, load_config
 from ..data.formats import open_split
-from ..data.pipeline import open_train_val
+from ..data.pipeline import open_train_val, val_is_trained_on
 from ..engine import trainer  # trainer.train looked up per trial: tests replace it
 from ..engine.device import configure_threads, pick_device
 from ..errors import PixelsegError
@@ -144,6 +144,11 @@ def check_options(opts: TuneOptions) -> RunConfig:
         raise PixelsegError(f"--pruner {opts.pruner}: choose from {', '.join(PRUNERS)}")
     base = load_config(opts.config, opts.base_overrides())
     open_train_val(base.data)  # names a missing dataset or split now, not in every trial
+    if val_is_trained_on(base.data):
+        raise PixelsegError(
+            f"data.train_split={base.data.train_split}: a study selects on val, so val cannot "
+            "be trained on; tune on train, then train the best configuration on train+val"
+        )
     space = resolve_space(opts, base)
     knobs = {k for name in space.models for k in get_entry(name).knobs()}
     for knob in base.model.knobs:
