@@ -108,6 +108,17 @@ def test_overfitting_gap_on_a_capped_sample_of_train(scenes, tmp_path):
     assert capped.result.scores.mean_iou == full.result.scores.mean_iou
 
 
+def test_a_final_pass_says_its_val_scores_are_not_held_out(scenes, tmp_path, capsys):
+    args = ["--data", str(scenes), "--name", "final", "--epochs", "1", "data.train_split=train+val"]
+    assert train(args, tmp_path) == 0
+    run = tmp_path / "runs" / "final"
+    assert "includes the val split" in capsys.readouterr().out
+    assert main(["eval", str(run), "--split", "val", "--quiet"]) == 0
+    assert "trained on its val split" in capsys.readouterr().out
+    assert main(["eval", str(run), "--split", "test", "--quiet"]) == 0
+    assert "trained on" not in capsys.readouterr().out
+
+
 def test_explicit_run_name_is_never_overwritten(scenes, tmp_path, capsys):
     assert train(["--data", str(scenes), "--name", "same", "--epochs", "1"], tmp_path) == 0
     before = (tmp_path / "runs" / "same" / "metrics.jsonl").read_text()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..analysis.evaluation import evaluate_run, format_eval, save_eval
+from ..data.formats import split_names
+from ..runs import RunFolder
 from ._common import add_inference_arguments, inference_options
 
 COMMAND = "eval"
@@ -23,7 +25,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def trained_on(run: str, split: str) -> str | None:
+    """The run's train_split when it includes ``split`` (a final pass over train+val)."""
+    folder = RunFolder(run)
+    if not folder.has_config():
+        return None  # a checkpoint .json: no run configuration to ask
+    train_split = folder.config().data.train_split
+    return train_split if split in split_names(train_split) else None
+
+
 def run(args: argparse.Namespace) -> int:
+    trained = None if args.data else trained_on(args.run, args.split)
+    if trained:
+        print(
+            f"warning: {args.run} trained on its {args.split} split (data.train_split="
+            f"{trained}): these scores measure fit, not generalisation"
+        )
     result = evaluate_run(
         args.run,
         args.data,
