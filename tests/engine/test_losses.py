@@ -133,3 +133,45 @@ def test_training_step_reduces_dice_and_lovasz():
             loss.backward()
             opt.step()
         assert loss.item() < first * 0.7, name
+
+
+def test_ohem_averages_over_the_hard_pixels_only():
+    logits, target = _batch(5)
+    logits.requires_grad_(True)
+    loss = build_loss("ohem", C)(logits, target)
+    loss.backward()
+    nll = nn.functional.cross_entropy(
+        logits.detach(), target, ignore_index=IGNORE_INDEX, reduction="none"
+    )
+    valid = target != IGNORE_INDEX
+    hard = valid & (nll > -torch.log(torch.tensor(0.7)))
+    assert int(hard.sum()) >= valid.sum() / 16  # this batch has enough hard pixels
+    assert loss.item() == pytest.approx(nll[hard].mean().item(), rel=1e-5)
+    easy = (valid & ~hard).unsqueeze(1).expand_as(logits)
+    assert logits.grad[easy].abs().max() == 0  # easy pixels do not train
+    assert logits.grad[hard.unsqueeze(1).expand_as(logits)].abs().sum() > 0
+
+
+def test_ohem_keeps_the_hardest_share_when_few_pixels_are_hard():
+    _, target = _batch(6, ignore=False)
+    logits = _perfect_logits(target) / 8.0  # p_true ~ 0.9999: no pixel under 0.7
+    g = torch.Generator().manual_seed(1)
+    wrong = torch.randperm(target.numel(), generator=g)[:3]  # 3 pixels made hard
+    flat = logits.permute(0, 2, 3, 1).reshape(-1, C)
+    flat[wrong] = flat[wrong].roll(1, dims=1)
+    logits = flat.reshape(2, 8, 10, C).permute(0, 3, 1, 2).contiguous()
+    nll = nn.functional.cross_entropy(logits, target, reduction="none").reshape(-1)
+    at_least = -(-target.numel() // 16)  # ceil: 10 of 160 pixels
+    expected = nll.topk(at_least).values.mean()
+    assert build_loss("ohem", C)(logits, target).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_ohem_class_weights_weight_the_kept_pixels():
+    logits, target = _batch(7)
+    weights = torch.tensor([0.5, 2.0, 1.0, 3.0])
+    nll = nn.functional.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction="none")
+    hard = (target != IGNORE_INDEX) & (nll > -torch.log(torch.tensor(0.7)))
+    w = weights[target.clamp(0, C - 1)] * hard
+    expected = (nll * w).sum() / w.sum()
+    got = build_loss("ohem", C, class_weights=weights.tolist())(logits, target)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)

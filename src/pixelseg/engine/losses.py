@@ -1,13 +1,16 @@
 """Losses. All of them take logits (B, C, H, W) and an int64 target (B, H, W) and ignore
 IGNORE_INDEX pixels.
 
-Names: ``ce`` (cross-entropy), ``dice`` (soft Dice), ``lovasz`` (Lovasz-softmax), and sums
-of them written with ``+``: ``ce+dice``, ``ce+lovasz``. Class weights, when given, weight the
-cross-entropy term only: Dice and Lovasz already average over classes, so every class present
-counts the same whatever its size.
+Names: ``ce`` (cross-entropy), ``ohem`` (cross-entropy over the hard pixels only), ``dice``
+(soft Dice), ``lovasz`` (Lovasz-softmax), and sums of them written with ``+``: ``ce+dice``,
+``ce+lovasz``, ``ohem+lovasz``. Class weights, when given, weight the cross-entropy terms
+only: Dice and Lovasz already average over classes, so every class present counts the same
+whatever its size.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -16,8 +19,8 @@ from torch import nn
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
 
-BASE_LOSSES = ("ce", "dice", "lovasz")
-LOSSES = ("ce", "dice", "lovasz", "ce+dice", "ce+lovasz")
+BASE_LOSSES = ("ce", "ohem", "dice", "lovasz")
+LOSSES = ("ce", "ohem", "dice", "lovasz", "ce+dice", "ce+lovasz", "ohem+lovasz")
 
 
 def _flatten(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,6 +53,49 @@ class CrossEntropyLoss(nn.Module):
         else:
             denom = (self.weight[target.clamp(0, len(self.weight) - 1)] * valid).sum()
         return nll.sum() / denom.clamp_min(1e-12)
+
+
+class OhemCrossEntropyLoss(nn.Module):
+    """Online hard example mining (Shrivastava et al., 2016, per pixel as in PSPNet's training):
+    cross-entropy averaged over the hard pixels only, those whose probability of the true class
+    is below ``threshold``, and never over fewer than the ``min_kept`` fraction of the valid
+    pixels (the ones with the lowest true-class probability), so that a batch the model
+    already gets right still trains on its hardest part.
+
+    Street scenes are mostly road, sky and building pixels the model learns early; plain
+    cross-entropy keeps averaging over them, which drowns the thin and small classes (pole,
+    sign) where the errors are. Hardness is judged on the unweighted probability; class
+    weights, when given, then weight the kept pixels as in ``CrossEntropyLoss``.
+    """
+
+    def __init__(
+        self, weight: torch.Tensor | None = None, threshold: float = 0.7, min_kept: float = 1 / 16
+    ) -> None:
+        super().__init__()
+        if not 0.0 < threshold <= 1.0 or not 0.0 < min_kept <= 1.0:
+            raise PixelsegError("ohem: threshold and min_kept must lie in (0, 1]")
+        self.register_buffer("weight", weight, persistent=False)
+        self.max_nll = -math.log(threshold)  # p_true < threshold  <=>  nll > -log(threshold)
+        self.min_kept = min_kept
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        nll = F.cross_entropy(
+            logits.float(), target, ignore_index=IGNORE_INDEX, reduction="none"
+        ).reshape(-1)  # unweighted, 0 where ignored
+        valid = (target != IGNORE_INDEX).reshape(-1)
+        n_valid = int(valid.sum())
+        if n_valid == 0:
+            return logits.sum() * 0.0  # nothing labelled: zero loss, graph kept
+        hard = valid & (nll.detach() > self.max_nll)
+        at_least = math.ceil(self.min_kept * n_valid)
+        if int(hard.sum()) < at_least:  # too few hard pixels: the hardest `at_least` ones
+            ranked = nll.detach().masked_fill(~valid, -1.0)  # nll >= 0, so ignored rank last
+            hard = torch.zeros_like(valid)
+            hard[ranked.topk(at_least).indices] = True  # exactly `at_least`, ties or not
+        weight = hard.to(nll.dtype)
+        if self.weight is not None:
+            weight = weight * self.weight[target.reshape(-1).clamp(0, len(self.weight) - 1)]
+        return (nll * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 class DiceLoss(nn.Module):
@@ -121,13 +167,15 @@ class SumLoss(nn.Module):
 def _build_one(name: str, num_classes: int, weight: torch.Tensor | None) -> nn.Module:
     if name == "ce":
         return CrossEntropyLoss(weight)
+    if name == "ohem":
+        return OhemCrossEntropyLoss(weight)
     if name == "dice":
         return DiceLoss(num_classes)
     if name == "lovasz":
         return LovaszSoftmaxLoss(num_classes)
     raise PixelsegError(
         f"train.loss: unknown loss {name!r}; choose from {', '.join(LOSSES)} "
-        "(or any sum of ce, dice, lovasz joined by '+')"
+        "(or any sum of ce, ohem, dice, lovasz joined by '+')"
     )
 
 
