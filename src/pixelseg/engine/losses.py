@@ -32,6 +32,12 @@ def _flatten(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, 
     return probs[keep], labels[keep]
 
 
+def _pixel_weights(weight: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Each pixel's class weight, shaped like ``target`` (ignored pixels get a real class's
+    weight here; callers mask them out)."""
+    return weight[target.clamp(0, len(weight) - 1)]
+
+
 class CrossEntropyLoss(nn.Module):
     """Cross-entropy averaged over the non-ignored pixels (weighted mean with class weights).
 
@@ -51,7 +57,7 @@ class CrossEntropyLoss(nn.Module):
         if self.weight is None:
             denom = valid.sum()
         else:
-            denom = (self.weight[target.clamp(0, len(self.weight) - 1)] * valid).sum()
+            denom = (_pixel_weights(self.weight, target) * valid).sum()
         return nll.sum() / denom.clamp_min(1e-12)
 
 
@@ -94,7 +100,7 @@ class OhemCrossEntropyLoss(nn.Module):
             hard[ranked.topk(at_least).indices] = True  # exactly `at_least`, ties or not
         weight = hard.to(nll.dtype)
         if self.weight is not None:
-            weight = weight * self.weight[target.reshape(-1).clamp(0, len(self.weight) - 1)]
+            weight = weight * _pixel_weights(self.weight, target).reshape(-1)
         return (nll * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
