@@ -53,6 +53,10 @@ class AugmentConfig:
     corruptions: list[str] = field(default_factory=list)
     corruption_p: float = 0.5
     corruption_max_severity: int = 3
+    # AugMix-style blending: a corrupted sample becomes (1 - m) * image + m * corrupted, m drawn
+    # uniformly from [0, 1) per sample, so training sees every strength between clean and the
+    # drawn severity instead of five fixed steps.
+    corruption_blend: bool = False
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pixelseg.data.pipeline import augment_params
 from pixelseg.data.transforms import (
     AugmentParams,
     TrainTransform,
+    blend_corruption,
     draw_corruption,
     random_corruption,
 )
@@ -90,6 +91,48 @@ def test_the_drawn_corruption_is_the_one_applied():
         assert np.array_equal(random_corruption(image, p, np.random.default_rng(seed)), expected)
 
 
+def test_blend_mixes_the_clean_image_with_the_drawn_corruption():
+    image, _ = textured()
+    p = AugmentParams(
+        **ONLY, corruptions=("gaussian_noise", "contrast"), corruption_p=1.0, corruption_blend=True
+    )
+    weights = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        name, severity = draw_corruption(p, rng)
+        weight = rng.random()  # the blend weight comes right after the kind and severity
+        corrupted = apply_corruption(image, name, severity, rng)
+        out = random_corruption(image, p, np.random.default_rng(seed))
+        assert np.array_equal(out, blend_corruption(image, corrupted, weight))
+        # every pixel lies between the clean and the corrupted value (up to rounding)
+        lo = np.minimum(image, corrupted).astype(int) - 1
+        hi = np.maximum(image, corrupted).astype(int) + 1
+        assert ((out >= lo) & (out <= hi)).all()
+        weights.append(weight)
+    assert min(weights) < 0.5 < max(weights)
+
+
+def test_blend_weight_ends_are_the_clean_and_the_corrupted_image():
+    image, _ = textured()
+    corrupted = apply_corruption(image, "contrast", 5, 0)
+    assert np.array_equal(blend_corruption(image, corrupted, 0.0), image)
+    assert np.array_equal(blend_corruption(image, corrupted, 1.0), corrupted)
+    half = blend_corruption(image, corrupted, 0.5).astype(float)
+    assert np.abs(half - (image.astype(float) + corrupted) / 2).max() <= 0.5
+
+
+def test_blend_halves_the_mean_damage():
+    image, _ = textured(64, 64)
+    damage = {}
+    for blend in (False, True):
+        p = AugmentParams(**ONLY, corruptions=("gaussian_noise",), corruption_p=1.0)
+        p.corruption_blend = blend
+        outs = [random_corruption(image, p, np.random.default_rng(s)) for s in range(40)]
+        damage[blend] = np.mean([np.abs(o.astype(float) - image).mean() for o in outs])
+    # E[m] = 1/2 for m ~ U(0, 1): the mean absolute change halves (noise is the same kind)
+    assert 0.35 < damage[True] / damage[False] < 0.65
+
+
 def epoch_batches(num_workers: int, epoch: int = 1):
     p = AugmentParams(corruptions=("gaussian_noise", "shot_noise", "jpeg"), corruption_p=0.7)
     ds = SegmentationDataset(TinySource(), TrainTransform(p), seed=5)
@@ -115,11 +158,14 @@ def test_config_keys_reach_the_transform():
             "augment.corruptions=[gaussian_blur, contrast]",
             "augment.corruption_p=0.25",
             "augment.corruption_max_severity=5",
+            "augment.corruption_blend=true",
         ]
     )
     p = augment_params(cfg.augment)
     assert p.corruptions == ("gaussian_blur", "contrast")
     assert (p.corruption_p, p.corruption_max_severity) == (0.25, 5)
+    assert p.corruption_blend is True
+    assert load_config().augment.corruption_blend is False
     assert load_config().augment.corruptions == []  # off by default
 
 
@@ -135,6 +181,7 @@ def test_config_keys_reach_the_transform():
         ("augment.corruption_max_severity=0", "augment.corruption_max_severity: must be 1..5"),
         ("augment.corruption_max_severity=6", "augment.corruption_max_severity: must be 1..5"),
         ("augment.corruption_max_severity=2.5", "augment.corruption_max_severity: expected an"),
+        ("augment.corruption_blend=maybe", "augment.corruption_blend: expected"),
     ],
 )
 def test_bad_values_are_errors_naming_the_key(override, message):

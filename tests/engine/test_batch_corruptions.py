@@ -114,3 +114,47 @@ def test_draws_cover_kinds_and_severities():
 
 def test_docstring_examples():
     assert doctest.testmod(batch_corruptions).failed == 0
+
+
+def test_blend_mixes_each_sample_with_its_clean_image():
+    images, _ = batch()
+    clean = images.float()
+    # contrast is deterministic: the unblended batch from the same draws is the reference
+    full = BatchCorruptions(("contrast",), p=1.0, max_severity=3)(
+        clean, torch.Generator().manual_seed(7)
+    )
+    mixed = BatchCorruptions(("contrast",), p=1.0, max_severity=3, blend=True)(
+        clean, torch.Generator().manual_seed(7)
+    )
+    change, full_change = (mixed - clean).flatten(1), (full - clean).flatten(1)
+    weights = []
+    for i in range(len(clean)):
+        big = full_change[i].abs() > 20  # pixels the corruption moved a lot
+        ratio = change[i][big] / full_change[i][big]
+        # one weight per sample, the same for every pixel of the sample
+        assert (ratio - ratio.median()).abs().max() < 1e-3
+        weights.append(float(ratio.median()))
+    weight = torch.tensor(weights)
+    assert weight.min() >= 0 and weight.max() < 1 and weight.std() > 0.1
+
+
+def test_blend_is_seeded_and_off_keeps_the_old_stream():
+    images, masks = batch()
+    params = AugmentParams(
+        **NO_OTHER,
+        corruptions=("contrast", "gaussian_blur"),
+        corruption_p=1.0,
+        corruption_blend=True,
+    )
+    a, b = BatchAugment(params, seed=3), BatchAugment(params, seed=3)
+    a.set_epoch(1), b.set_epoch(1)
+    assert a(images, masks)[0].equal(b(images, masks)[0])
+    plain = BatchCorruptions(("contrast",), p=1.0, max_severity=3)
+    gen = torch.Generator().manual_seed(0)
+    reference = torch.Generator().manual_seed(0)
+    plain(images.float(), gen)
+    # without blend, a batch takes exactly the draws it always took
+    torch.rand(8, generator=reference), torch.randint(1, (8,), generator=reference)
+    torch.randint(1, 4, (8,), generator=reference), torch.rand(8, generator=reference)
+    torch.randint(2**62, (1,), generator=reference)
+    assert torch.rand(1, generator=gen).equal(torch.rand(1, generator=reference))

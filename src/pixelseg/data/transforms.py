@@ -31,6 +31,7 @@ class AugmentParams:
     corruptions: tuple[str, ...] = ()  # photometric corruption names; empty = none
     corruption_p: float = 0.5  # probability that a sample is corrupted
     corruption_max_severity: int = 3  # severity drawn uniformly from 1..this
+    corruption_blend: bool = False  # blend each corrupted sample with its clean image (AugMix)
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -135,13 +136,24 @@ def draw_corruption(p: AugmentParams, rng: np.random.Generator) -> tuple[str, in
     return name, int(rng.integers(1, p.corruption_max_severity + 1))
 
 
+def blend_corruption(image: np.ndarray, corrupted: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) * image + weight * corrupted``, rounded to uint8: the AugMix-style mix
+    of a clean image with its corrupted copy (``augment.corruption_blend``)."""
+    mixed = (1.0 - weight) * image.astype(np.float32) + weight * corrupted.astype(np.float32)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
 def random_corruption(image: np.ndarray, p: AugmentParams, rng: np.random.Generator) -> np.ndarray:
-    """Corrupt ``image`` with probability ``p.corruption_p`` (see ``draw_corruption``)."""
+    """Corrupt ``image`` with probability ``p.corruption_p`` (see ``draw_corruption``); with
+    ``p.corruption_blend`` the result is blended back with the clean image by a weight drawn
+    uniformly from [0, 1), right after the kind and severity."""
     drawn = draw_corruption(p, rng)
     if drawn is None:
         return image
     name, severity = drawn
-    return PHOTOMETRIC[name](np.ascontiguousarray(image), severity, rng)
+    weight = rng.random() if p.corruption_blend else 1.0
+    corrupted = PHOTOMETRIC[name](np.ascontiguousarray(image), severity, rng)
+    return corrupted if weight == 1.0 else blend_corruption(image, corrupted, weight)
 
 
 class TrainTransform:

@@ -43,7 +43,10 @@ class BatchAugment:
         self.gen = torch.Generator().manual_seed(seed)
         self.corruptions = (
             BatchCorruptions(
-                params.corruptions, params.corruption_p, params.corruption_max_severity
+                params.corruptions,
+                params.corruption_p,
+                params.corruption_max_severity,
+                blend=params.corruption_blend,
             )
             if params.corruptions
             else None

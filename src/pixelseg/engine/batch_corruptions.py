@@ -20,6 +20,8 @@ jpeg            no torch encoder: the samples that drew it go to the CPU, are en
 ==============  ===========================================================================
 
 Images stay float in [0, 255] (the CPU path rounds to uint8 after each step; this one does not).
+With ``blend`` each corrupted sample is mixed back with its clean image by a per-sample weight
+drawn uniformly from [0, 1), as ``data.transforms.blend_corruption`` does on the CPU path.
 """
 
 from __future__ import annotations
@@ -126,8 +128,11 @@ class BatchCorruptions:
     torch.Size([2, 3, 16, 16])
     """
 
-    def __init__(self, names: tuple[str, ...], p: float, max_severity: int) -> None:
+    def __init__(
+        self, names: tuple[str, ...], p: float, max_severity: int, blend: bool = False
+    ) -> None:
         self.names, self.p, self.max_severity = tuple(names), float(p), int(max_severity)
+        self.blend = bool(blend)
 
     def draw(self, b: int, gen: torch.Generator) -> list[tuple[str, int] | None]:
         """One (name, severity) or None per sample."""
@@ -145,6 +150,8 @@ class BatchCorruptions:
         b = images.shape[0]
         drawn = self.draw(b, gen)
         angles = (-45.0 + 90.0 * torch.rand(b, generator=gen)).tolist()
+        # Drawn only with blend, so runs without it keep their random stream.
+        weights = torch.rand(b, generator=gen) if self.blend else None
         noise_seed = int(torch.randint(2**62, (1,), generator=gen))
         groups: dict[tuple[str, int], list[int]] = {}
         for i, d in enumerate(drawn):
@@ -156,9 +163,13 @@ class BatchCorruptions:
         out = images.clone()
         for (name, severity), idx in sorted(groups.items()):
             index = torch.tensor(idx, device=images.device)
-            x = out.index_select(0, index) / 255.0
-            x = self._apply(x, name, severity, [angles[i] for i in idx], noise)
-            out.index_copy_(0, index, (x * 255.0).clamp(0.0, 255.0))
+            clean = out.index_select(0, index) / 255.0
+            x = self._apply(clean, name, severity, [angles[i] for i in idx], noise)
+            x = (x * 255.0).clamp(0.0, 255.0)
+            if weights is not None:
+                m = weights[idx].to(x.device, x.dtype).view(-1, 1, 1, 1)
+                x = (1.0 - m) * clean * 255.0 + m * x
+            out.index_copy_(0, index, x)
         return out
 
     @staticmethod
