@@ -151,9 +151,9 @@ def random_corruption(image: np.ndarray, p: AugmentParams, rng: np.random.Genera
     if drawn is None:
         return image
     name, severity = drawn
-    weight = rng.random() if p.corruption_blend else 1.0
+    weight = rng.random() if p.corruption_blend else None
     corrupted = PHOTOMETRIC[name](np.ascontiguousarray(image), severity, rng)
-    return corrupted if weight == 1.0 else blend_corruption(image, corrupted, weight)
+    return corrupted if weight is None else blend_corruption(image, corrupted, weight)
 
 
 class TrainTransform:

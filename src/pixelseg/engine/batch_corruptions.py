@@ -163,12 +163,12 @@ class BatchCorruptions:
         out = images.clone()
         for (name, severity), idx in sorted(groups.items()):
             index = torch.tensor(idx, device=images.device)
-            clean = out.index_select(0, index) / 255.0
-            x = self._apply(clean, name, severity, [angles[i] for i in idx], noise)
+            clean = out.index_select(0, index)
+            x = self._apply(clean / 255.0, name, severity, [angles[i] for i in idx], noise)
             x = (x * 255.0).clamp(0.0, 255.0)
             if weights is not None:
                 m = weights[idx].to(x.device, x.dtype).view(-1, 1, 1, 1)
-                x = (1.0 - m) * clean * 255.0 + m * x
+                x = (1.0 - m) * clean + m * x
             out.index_copy_(0, index, x)
         return out
 
