@@ -115,14 +115,14 @@ def brightness(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
     """HSV value + c, hue and saturation kept. Since every RGB channel is value times a factor
     of hue and saturation, that is RGB scaled by new_value / value per pixel (a black pixel,
     saturation 0, becomes grey at c): the HSV round trip (matplotlib's, ImageNet-C's) to within
-    a grey level of rounding, at a fifth of its cost (16 ms instead of 72 ms at 360x480), which
-    the training loader pays per corrupted sample. The batched path uses the same formula."""
+    a grey level of rounding, ~4x cheaper (19 ms against 75 ms at 360x480, one run), which the
+    training loader pays per corrupted sample. ``engine.batch_corruptions.brightness`` is the
+    same formula in torch."""
     c = PHOTOMETRIC_PARAMS["brightness"][severity - 1]
     x = _to_float(image)
     value = x.max(axis=2, keepdims=True)
     new_value = np.minimum(value + c, 1.0)
-    scale = np.divide(new_value, value, out=np.zeros_like(value), where=value > 0)
-    return _to_uint8(np.where(value > 0, x * scale, new_value))
+    return _to_uint8(np.where(value > 0, x * (new_value / np.maximum(value, 1e-12)), new_value))
 
 
 def contrast(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
