@@ -61,23 +61,29 @@ PhotometricFn = Callable[[np.ndarray, int, Rng], np.ndarray]
 
 
 def _to_float(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float64) / 255.0
+    # float32: the training loader pays for every corrupted sample, and float64 doubles the
+    # memory traffic for no visible difference once the result is rounded to uint8.
+    return image.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    x = x * np.float32(255.0)
+    np.clip(x, 0, 255, out=x)
+    return np.rint(x, out=x).astype(np.uint8)
 
 
 def gaussian_noise(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
     c = PHOTOMETRIC_PARAMS["gaussian_noise"][severity - 1]
     x = _to_float(image)
-    return _to_uint8(x + rng.normal(0.0, c, size=x.shape))
+    noise = rng.standard_normal(size=x.shape, dtype=np.float32)
+    noise *= np.float32(c)
+    return _to_uint8(x + noise)
 
 
 def shot_noise(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
     c = PHOTOMETRIC_PARAMS["shot_noise"][severity - 1]
     x = _to_float(image)
-    return _to_uint8(rng.poisson(x * c) / c)
+    return _to_uint8((rng.poisson(x * c) / c).astype(np.float32))
 
 
 def gaussian_blur(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
@@ -115,14 +121,16 @@ def brightness(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
     """HSV value + c, hue and saturation kept. Since every RGB channel is value times a factor
     of hue and saturation, that is RGB scaled by new_value / value per pixel (a black pixel,
     saturation 0, becomes grey at c): the HSV round trip (matplotlib's, ImageNet-C's) to within
-    a grey level of rounding, ~4x cheaper (19 ms against 75 ms at 360x480, one run), which the
+    a grey level of rounding, ~14x cheaper (5 ms against 75 ms at 360x480, one run), which the
     training loader pays per corrupted sample. ``engine.batch_corruptions.brightness`` is the
     same formula in torch."""
     c = PHOTOMETRIC_PARAMS["brightness"][severity - 1]
     x = _to_float(image)
-    value = x.max(axis=2, keepdims=True)
-    new_value = np.minimum(value + c, 1.0)
-    return _to_uint8(np.where(value > 0, x * (new_value / np.maximum(value, 1e-12)), new_value))
+    # Two elementwise maxima are several times faster than a reduction over the last axis.
+    value = np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])[..., None]
+    new_value = np.minimum(value + np.float32(c), np.float32(1.0))
+    gain = new_value / np.maximum(value, np.float32(1e-12))
+    return _to_uint8(np.where(value > 0, x * gain, new_value))
 
 
 def contrast(image: np.ndarray, severity: int, rng: Rng) -> np.ndarray:
