@@ -53,6 +53,10 @@ class AugmentConfig:
     corruptions: list[str] = field(default_factory=list)
     corruption_p: float = 0.5
     corruption_max_severity: int = 3
+    # When set, the corruption probability moves linearly from corruption_p at the first epoch
+    # to this at the last (of the planned epochs, re-fitted under a time budget): heavy
+    # corruption while the features form, mostly clean images while the lr decays.
+    corruption_p_final: float | None = None
     # AugMix-style blending: a corrupted sample becomes (1 - m) * image + m * corrupted, m drawn
     # uniformly from [0, 1) per sample, so training sees every strength between clean and the
     # drawn severity instead of five fixed steps.
@@ -281,6 +285,10 @@ def _validate_corruptions(a: AugmentConfig) -> None:
         raise PixelsegError(f"augment.corruptions: a name is listed twice in {a.corruptions}")
     if not 0 <= a.corruption_p <= 1:
         raise PixelsegError(f"augment.corruption_p: must be in [0, 1], got {a.corruption_p}")
+    if a.corruption_p_final is not None and not 0 <= a.corruption_p_final <= 1:
+        raise PixelsegError(
+            f"augment.corruption_p_final: must be in [0, 1], got {a.corruption_p_final}"
+        )
     if not 1 <= a.corruption_max_severity <= 5:
         raise PixelsegError(
             f"augment.corruption_max_severity: must be 1..5, got {a.corruption_max_severity}"

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from pixelseg.config import load_config
 from pixelseg.data.corruptions import PHOTOMETRIC, apply_corruption
@@ -13,6 +14,7 @@ from pixelseg.data.transforms import (
     AugmentParams,
     TrainTransform,
     blend_corruption,
+    corruption_probability,
     draw_corruption,
     random_corruption,
 )
@@ -187,3 +189,54 @@ def test_config_keys_reach_the_transform():
 def test_bad_values_are_errors_naming_the_key(override, message):
     with pytest.raises(PixelsegError, match=message):
         load_config(overrides=[override])
+
+
+def test_corruption_probability_moves_linearly_to_its_final_value():
+    constant = AugmentParams(corruption_p=0.4)
+    assert [corruption_probability(constant, t) for t in (0, 0.5, 1)] == [0.4, 0.4, 0.4]
+    decaying = AugmentParams(corruption_p=0.6, corruption_p_final=0.2)
+    got = [corruption_probability(decaying, t) for t in (-1, 0, 0.25, 0.5, 1, 2)]
+    assert got == pytest.approx([0.6, 0.6, 0.5, 0.4, 0.2, 0.2])
+    rising = AugmentParams(corruption_p=0.0, corruption_p_final=1.0)
+    assert corruption_probability(rising, 0.3) == pytest.approx(0.3)
+
+
+def scheduled_epochs(num_workers: int, corruptions=("gaussian_noise", "contrast")):
+    """Epoch 1 at progress 0 (p 1.0), epoch 2 at progress 1 (p 0.0), one loader throughout,
+    so persistent workers must see the progress of each epoch."""
+    p = AugmentParams(**ONLY, corruptions=corruptions, corruption_p=1.0, corruption_p_final=0.0)
+    ds = SegmentationDataset(TinySource(), TrainTransform(p), seed=3)
+    loader = build_loader(ds, batch_size=2, shuffle=True, seed=3, num_workers=num_workers)
+    out = []
+    for epoch, progress in ((1, 0.0), (2, 1.0)):
+        loader.sampler.set_epoch(epoch, progress)
+        out.append(torch.cat([images for images, _ in loader]))
+    return out
+
+
+def clean_epoch(epoch: int):
+    ds = SegmentationDataset(TinySource(), TrainTransform(AugmentParams(**ONLY)), seed=3)
+    loader = build_loader(ds, batch_size=2, shuffle=True, seed=3, num_workers=0)
+    loader.sampler.set_epoch(epoch)
+    return torch.cat([images for images, _ in loader])
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_the_loader_follows_the_corruption_schedule(num_workers):
+    first, last = scheduled_epochs(num_workers)
+    # p 1 at the start: every sample is corrupted; p 0 at the end: every sample is clean.
+    changed = (first.float() - clean_epoch(1).float()).abs().flatten(1).amax(1) > 0
+    assert changed.all()
+    assert last.equal(clean_epoch(2))
+
+
+def test_the_scheduled_loader_is_the_same_with_workers():
+    for a, b in zip(scheduled_epochs(0), scheduled_epochs(2), strict=True):
+        assert a.equal(b)
+
+
+def test_corruption_p_final_is_validated():
+    cfg = load_config(overrides=["augment.corruptions=[jpeg]", "augment.corruption_p_final=0.1"])
+    assert augment_params(cfg.augment).corruption_p_final == 0.1
+    with pytest.raises(PixelsegError, match="corruption_p_final"):
+        load_config(overrides=["augment.corruptions=[jpeg]", "augment.corruption_p_final=1.5"])

@@ -158,3 +158,19 @@ def test_blend_is_seeded_and_off_keeps_the_old_stream():
     torch.randint(1, 4, (8,), generator=reference), torch.rand(8, generator=reference)
     torch.randint(2**62, (1,), generator=reference)
     assert torch.rand(1, generator=gen).equal(torch.rand(1, generator=reference))
+
+
+def test_set_epoch_follows_the_corruption_schedule():
+    images, masks = batch()
+    params = AugmentParams(
+        **NO_OTHER, corruptions=("contrast",), corruption_p=1.0, corruption_p_final=0.0
+    )
+    aug = BatchAugment(params, seed=1)
+    aug.set_epoch(1, progress=0.0)
+    assert aug.corruptions.p == 1.0
+    changed = (aug(images, masks)[0] - images.float()).abs().flatten(1).amax(1) > 0
+    assert changed.all()
+    aug.set_epoch(2, progress=0.75)
+    assert aug.corruptions.p == pytest.approx(0.25)
+    aug.set_epoch(3, progress=1.0)
+    assert aug(images, masks)[0].equal(images.float())

@@ -218,3 +218,26 @@ def test_on_device_augmentation_trains(make_cfg):
     assert any("augmentation on the device" in line for line in logs)
     auto, _, _ = fit(make_cfg("auto", "augment.enabled=true"))
     assert auto.batch_aug is None  # auto on CPU: per sample in the loader
+
+
+def test_each_epoch_tells_the_loader_how_far_training_is(make_cfg, monkeypatch):
+    from pixelseg.data.loader import EpochSampler
+
+    seen = []
+    original = EpochSampler.set_epoch
+
+    def record(self, epoch, progress=0.0):
+        seen.append((epoch, progress))
+        original(self, epoch, progress)
+
+    monkeypatch.setattr(EpochSampler, "set_epoch", record)
+    cfg = make_cfg(
+        "sched",
+        "train.epochs=3",
+        "augment.enabled=true",
+        "augment.corruptions=[contrast]",
+        "augment.corruption_p=0.8",
+        "augment.corruption_p_final=0.0",
+    )
+    fit(cfg)
+    assert seen == [(1, 0.0), (2, 0.5), (3, 1.0)]

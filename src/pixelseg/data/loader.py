@@ -1,12 +1,15 @@
 """Assemble a SegmentationSource, a transform and a sampler into a DataLoader.
 
 Random augmentation draws from a generator seeded by (seed, epoch, index), so a run is
-reproducible whatever the number of workers.
+reproducible whatever the number of workers. The training sampler yields a ``SampleKey`` per
+sample, which carries the epoch and the training progress to the dataset: keys are the one
+thing the main process sends to (persistent) loader workers every epoch.
 """
 
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -14,6 +17,15 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..constants import IGNORE_INDEX
 from .source import SegmentationSource
+
+
+class SampleKey(NamedTuple):
+    """What ``EpochSampler`` yields: the sample, its epoch (which seeds its augmentation) and
+    how far training is (0 at the first epoch, 1 at the last), which schedules augmentation."""
+
+    epoch: int
+    index: int
+    progress: float = 0.0
 
 
 class SegmentationDataset(Dataset):
@@ -36,12 +48,13 @@ class SegmentationDataset(Dataset):
             self._cache[index] = (s.image, s.mask)
         return s.image, s.mask
 
-    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # The sampler passes epoch * len + index (see EpochSampler) so the seed sees the epoch.
-        index = key % len(self.source)
-        image, mask = self._decoded(index)
-        rng = np.random.default_rng([self.seed, key // len(self.source), index])
-        image, mask = self.transform(image, mask, rng)
+    def __getitem__(self, key: SampleKey | int) -> tuple[torch.Tensor, torch.Tensor]:
+        # A plain index is epoch 0 at the start of training.
+        if not isinstance(key, SampleKey):
+            key = SampleKey(0, int(key))
+        image, mask = self._decoded(key.index)
+        rng = np.random.default_rng([self.seed, key.epoch, key.index])
+        image, mask = self.transform(image, mask, rng, key.progress)
         return _tensor(image).permute(2, 0, 1), _tensor(mask)
 
 
@@ -56,8 +69,8 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 class EpochSampler(Sampler[int]):
     """Shuffled (or ordered) indices, sharded across ``world_size`` ranks.
 
-    Yields ``epoch * n + index``; call ``set_epoch`` before each epoch. Every rank gets the same
-    number of samples (the permutation is padded by wrapping), as DistributedSampler does.
+    Yields a ``SampleKey`` per sample; call ``set_epoch`` before each epoch. Every rank gets the
+    same number of samples (the permutation is padded by wrapping), as DistributedSampler does.
     """
 
     def __init__(
@@ -65,11 +78,11 @@ class EpochSampler(Sampler[int]):
     ) -> None:
         self.n, self.shuffle, self.seed = n, shuffle, seed
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
+        self.epoch, self.progress = 0, 0.0
         self.per_rank = -(-n // world_size)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, progress: float = 0.0) -> None:
+        self.epoch, self.progress = epoch, float(progress)
 
     def __len__(self) -> int:
         return self.per_rank
@@ -82,7 +95,7 @@ class EpochSampler(Sampler[int]):
             order = list(range(self.n))
         order += order[: self.per_rank * self.world_size - self.n]
         for i in order[self.rank :: self.world_size]:
-            yield self.epoch * self.n + i
+            yield SampleKey(self.epoch, i, self.progress)
 
 
 def pad_collate(batch):

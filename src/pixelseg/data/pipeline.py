@@ -44,6 +44,7 @@ def augment_params(aug_cfg) -> AugmentParams | None:
         corruptions=tuple(aug_cfg.corruptions),
         corruption_p=aug_cfg.corruption_p,
         corruption_max_severity=aug_cfg.corruption_max_severity,
+        corruption_p_final=aug_cfg.corruption_p_final,
         corruption_blend=aug_cfg.corruption_blend,
     )
 

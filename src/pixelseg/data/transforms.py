@@ -32,6 +32,20 @@ class AugmentParams:
     corruption_p: float = 0.5  # probability that a sample is corrupted
     corruption_max_severity: int = 3  # severity drawn uniformly from 1..this
     corruption_blend: bool = False  # blend each corrupted sample with its clean image (AugMix)
+    corruption_p_final: float | None = None  # p at the end of training; None = constant p
+
+
+def corruption_probability(p: AugmentParams, progress: float) -> float:
+    """The corruption probability at ``progress`` (0 = first epoch, 1 = last): ``corruption_p``,
+    moving linearly to ``corruption_p_final`` when that is set.
+
+    >>> corruption_probability(AugmentParams(corruption_p=0.6, corruption_p_final=0.2), 0.5)
+    0.4
+    """
+    if p.corruption_p_final is None:
+        return p.corruption_p
+    t = min(max(float(progress), 0.0), 1.0)
+    return round(p.corruption_p + (p.corruption_p_final - p.corruption_p) * t, 12)
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -125,12 +139,15 @@ def colour_jitter(image: np.ndarray, p: AugmentParams, rng: np.random.Generator)
     return img.clip(0, 255).astype(np.uint8)
 
 
-def draw_corruption(p: AugmentParams, rng: np.random.Generator) -> tuple[str, int] | None:
-    """The (name, severity) a sample gets, or None: one uniform draw decides whether, then the
-    kind and the severity are drawn uniformly. Nothing is drawn when no corruption is listed."""
+def draw_corruption(
+    p: AugmentParams, rng: np.random.Generator, progress: float = 0.0
+) -> tuple[str, int] | None:
+    """The (name, severity) a sample gets, or None: one uniform draw against
+    ``corruption_probability(p, progress)`` decides whether, then the kind and the severity are
+    drawn uniformly. Nothing is drawn when no corruption is listed."""
     if not p.corruptions:
         return None
-    if rng.random() >= p.corruption_p:
+    if rng.random() >= corruption_probability(p, progress):
         return None
     name = p.corruptions[int(rng.integers(len(p.corruptions)))]
     return name, int(rng.integers(1, p.corruption_max_severity + 1))
@@ -143,11 +160,13 @@ def blend_corruption(image: np.ndarray, corrupted: np.ndarray, weight: float) ->
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
-def random_corruption(image: np.ndarray, p: AugmentParams, rng: np.random.Generator) -> np.ndarray:
-    """Corrupt ``image`` with probability ``p.corruption_p`` (see ``draw_corruption``); with
+def random_corruption(
+    image: np.ndarray, p: AugmentParams, rng: np.random.Generator, progress: float = 0.0
+) -> np.ndarray:
+    """Corrupt ``image`` with the probability ``draw_corruption`` gives at ``progress``; with
     ``p.corruption_blend`` the result is blended back with the clean image by a weight drawn
     uniformly from [0, 1), right after the kind and severity."""
-    drawn = draw_corruption(p, rng)
+    drawn = draw_corruption(p, rng, progress)
     if drawn is None:
         return image
     name, severity = drawn
@@ -158,7 +177,8 @@ def random_corruption(image: np.ndarray, p: AugmentParams, rng: np.random.Genera
 
 class TrainTransform:
     """resize -> rotate/scale/flip -> random crop -> colour jitter -> photometric corruption
-    (each optional). All draws come from the per-sample ``rng`` (see ``data.loader``)."""
+    (each optional). All draws come from the per-sample ``rng`` (see ``data.loader``);
+    ``progress`` (0 at the first epoch, 1 at the last) only moves the corruption probability."""
 
     def __init__(
         self,
@@ -170,7 +190,9 @@ class TrainTransform:
         self.crop_size = crop_size
         self.resize = resize
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, progress: float = 0.0
+    ):
         if self.resize:
             image, mask = resize_pair(image, mask, self.resize)
         p = self.p
@@ -185,7 +207,7 @@ class TrainTransform:
             image, mask = random_crop_pair(image, mask, self.crop_size, rng)
         if p is not None:
             image = colour_jitter(image, p, rng)
-            image = random_corruption(image, p, rng)
+            image = random_corruption(image, p, rng, progress)
         return image, mask
 
 
@@ -195,7 +217,7 @@ class EvalTransform:
     def __init__(self, resize: tuple[int, int] | None = None) -> None:
         self.resize = resize
 
-    def __call__(self, image, mask, rng=None):
+    def __call__(self, image, mask, rng=None, progress: float = 0.0):
         if self.resize:
             image, mask = resize_pair(image, mask, self.resize)
         return image, mask

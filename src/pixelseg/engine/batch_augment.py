@@ -19,7 +19,7 @@ import torch
 from kornia.geometry.transform import get_rotation_matrix2d, warp_affine
 
 from ..constants import IGNORE_INDEX
-from ..data.transforms import AugmentParams
+from ..data.transforms import AugmentParams, corruption_probability
 from .batch_corruptions import BatchCorruptions
 
 _GRAY = (0.299, 0.587, 0.114)
@@ -52,8 +52,12 @@ class BatchAugment:
             else None
         )
 
-    def set_epoch(self, epoch: int, rank: int = 0) -> None:
+    def set_epoch(self, epoch: int, rank: int = 0, progress: float = 0.0) -> None:
+        """Seed the epoch's draws; ``progress`` (0 first epoch, 1 last) sets the corruption
+        probability when ``corruption_p_final`` schedules it."""
         self.gen.manual_seed((self.seed * 1_000_003 + epoch) * 65_537 + rank)
+        if self.corruptions is not None:
+            self.corruptions.p = corruption_probability(self.p, progress)
 
     def _uniform(self, n: int, lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=self.gen)

@@ -269,9 +269,11 @@ class Trainer:
         """One pass over the training loader; raises NonFiniteLoss before a bad step is applied."""
         t, timer = self.cfg.train, self.timer
         self.train_model.train()
-        self.train_loader.sampler.set_epoch(epoch)
+        # 0 at the first epoch, 1 at the last planned one (re-fitted under a time budget).
+        progress = (epoch - 1) / max(self.planned_epochs - 1, 1)
+        self.train_loader.sampler.set_epoch(epoch, progress)
         if self.batch_aug is not None:
-            self.batch_aug.set_epoch(epoch, self.dist.rank)
+            self.batch_aug.set_epoch(epoch, self.dist.rank, progress)
         params = [p for p in self.model.parameters() if p.requires_grad]
         # Training accuracy from two counters, not a confusion matrix: no boolean indexing,
         # which costs a host sync per step on CUDA and is slow on a busy CPU.
