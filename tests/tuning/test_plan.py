@@ -19,8 +19,11 @@ from pixelseg.tuning.fingerprint import (
     image_size,
 )
 from pixelseg.tuning.plan import (
+    MILD_CORRUPTIONS,
     PLAN_CORRUPTIONS,
+    ROBUST_CORRUPTIONS,
     apply_plan_if_unconfigured,
+    corruption_recipe,
     flat_keys,
     make_plan,
 )
@@ -30,6 +33,7 @@ FAKE_S_PER_MPIX = {
     ("unet", 64): 80.0,
     ("unet", 32): 30.0,
     ("unet", 16): 10.0,
+    ("lightseg", 24): 2.5,
     ("lightseg", 16): 1.5,
     ("lightseg", 32): 4.0,
 }
@@ -74,7 +78,8 @@ def test_cpu_large_images_get_downscaled_and_a_light_model():
     assert plan.value("augment.rotation") == 15.0  # < 500 images
     assert plan.value("augment.corruptions") == PLAN_CORRUPTIONS
     assert "shot_noise" not in PLAN_CORRUPTIONS  # held out, so robustness shows what carries over
-    assert plan.value("augment.corruption_max_severity") == 3
+    recipe = corruption_recipe("lightseg", {"width": plan.value("model.width")})
+    assert plan.value("augment.corruption_max_severity") == recipe.max_severity
     for pair in plan.overrides():  # every choice is a valid override
         load_config(overrides=[pair])
     text = plan.table()
@@ -199,3 +204,47 @@ def test_corruptions_the_user_turns_off_stay_off():
     plan = make_plan(dataset(), CPU, fake_costs, fixed={"augment.corruptions": []})
     assert plan.value("augment.corruptions") == []
     assert not any(o.startswith("augment.corruptions=") for o in plan.overrides())
+
+
+def test_corruption_strength_follows_the_models_width():
+    assert corruption_recipe("lightseg", {"width": 24}) is ROBUST_CORRUPTIONS
+    assert corruption_recipe("unet", {"width": 64}) is ROBUST_CORRUPTIONS
+    assert corruption_recipe("lightseg", {"width": 16}) is MILD_CORRUPTIONS
+    assert corruption_recipe("lightseg", {}) is MILD_CORRUPTIONS  # the knob's default, 16
+    assert corruption_recipe("no-such-model", {}) is MILD_CORRUPTIONS
+
+    def costs(lightseg24_s_per_mpix):
+        table = dict(FAKE_S_PER_MPIX)
+        table[("lightseg", 24)] = lightseg24_s_per_mpix
+        table[("lightseg", 16)] = 0.4
+
+        def fn(model, knobs):
+            s = table[(model, knobs.get("width"))]
+            return ModelCost(model, knobs, s, s / 4, peak_bytes_per_mpix=2e9)
+
+        return fn
+
+    # A machine where the 24-wide model fits a minute per epoch at full size: the robust
+    # recipe, its rate falling over training, and the overrides load as a config.
+    wide = make_plan(dataset(), CPU, costs(0.7))
+    assert (wide.value("model.width"), wide.value("data.resize")) == (24, None)
+    assert wide.value("augment.corruption_p") == 0.6
+    assert wide.value("augment.corruption_p_final") == 0.2
+    assert wide.value("augment.corruption_max_severity") == 4
+    aug = load_config(overrides=wide.overrides()).augment
+    assert (aug.corruption_p, aug.corruption_p_final, aug.corruption_max_severity) == (0.6, 0.2, 4)
+    # A slower one, where only the 16-wide model fits at full size: the mild recipe.
+    narrow = make_plan(dataset(), CPU, costs(1.2))
+    assert (narrow.value("model.width"), narrow.value("data.resize")) == (16, None)
+    assert narrow.value("augment.corruption_p") == 0.25
+    assert narrow.value("augment.corruption_p_final") is None
+    assert narrow.value("augment.corruption_max_severity") == 3
+    # A 10-minute budget allows too few epochs of the 24-wide model (~47 s each): the lighter
+    # one, at the same full resolution, and the plan says why.
+    short = make_plan(dataset(), CPU, costs(0.7), fixed={"train.time_budget_minutes": 10})
+    assert (short.value("model.width"), short.value("data.resize")) == (16, None)
+    assert "lightest that fits" in short.table()
+    # What the user sets wins over either recipe.
+    mine = make_plan(dataset(), CPU, costs(0.7), fixed={"augment.corruption_p": 0.1})
+    assert mine.value("augment.corruption_p") == 0.1
+    assert not any(o.startswith("augment.corruption_p=") for o in mine.overrides())

@@ -10,20 +10,22 @@ How the choices are made (nnU-Net's idea, with a time budget instead of a GPU-me
 
 1. Time: an epoch should take about ``Targets.epoch_seconds`` (a minute) here. Candidate models
    are timed on random tensors (``cost.py``), from the most capable down (CPU: U-Net width 32,
-   width 16, then the lightweight CNN; GPU: U-Net width 64, 32, lightweight), at full
-   resolution first, then at 3/4, 1/2, 3/8, 1/4 of it (never below 128 px on the short side).
-   The first that fits is taken: resolution is kept before capacity, because thin and small
-   classes vanish when downscaled and a light model still learns them. The recurrent models
-   are not on the ladder because, measured, they never win a place: on CamVid (30 min, 2
-   cores, ``bench/camvid.py``) reseg with depth 3 at 180x240 scored val mIoU 0.575 at ~38 s
-   per epoch, and lightseg at the same size 0.598 at ~10 s per epoch (lightseg at full
-   size: 0.622 and 0.628 for two seeds). The hybrid ``lightseg context=renet`` (ReNet sweeps
-   at 1/16) ties with it at full size, 0.615 and 0.641, but its epochs take ~43 s instead of
-   ~33 s, so the ladder keeps the plain model. ``pixelseg plan model.name=reseg`` (or
-   ``model.context=renet``) sizes a plan around a recurrent model when one is wanted.
-   Uniformly sized images are downscaled with ``data.resize`` (cheaper training, validation
-   and prediction); images of varying sizes are cropped instead (``data.crop_size``), which
-   keeps their aspect ratio.
+   width 16, then the lightweight CNN 24 and 16 wide; GPU: U-Net width 64, 32, lightweight), at
+   full resolution first, then at 3/4, 1/2, 3/8, 1/4 of it (never below 128 px on the short
+   side). The first that fits is taken: resolution is kept before capacity, because thin and
+   small classes vanish when downscaled and a light model still learns them. A more capable
+   model must also get at least ``Targets.min_epochs`` epochs from the budget; with a shorter
+   budget the lightest that fits is taken at that resolution, for the most epochs. The
+   recurrent models are not on the ladder because, measured, they never win a place: on CamVid
+   (30 min, 2 cores, ``bench/camvid.py``) reseg with depth 3 at 180x240 scored val mIoU 0.575
+   at ~38 s per epoch, and lightseg at the same size 0.598 at ~10 s per epoch (lightseg at full
+   size: 0.622 and 0.628 for two seeds). The hybrid ``lightseg context=renet`` (ReNet sweeps at
+   1/16) ties with it at full size, 0.615 and 0.641, but its epochs take ~43 s instead of ~33
+   s, so the ladder keeps the plain model. ``pixelseg plan model.name=reseg`` (or
+   ``model.context=renet``) sizes a plan around a recurrent model when one is wanted. Uniformly
+   sized images are downscaled with ``data.resize`` (cheaper training, validation and
+   prediction); images of varying sizes are cropped instead (``data.crop_size``), which keeps
+   their aspect ratio.
 2. Batch: on CPU, the largest power of two up to 8 with at most ~0.77 Mpx per batch (the
    throughput barely changes with the batch size there, and more steps per epoch help
    training from scratch); on CUDA, the largest up to 32 whose measured training memory fits
@@ -37,20 +39,18 @@ How the choices are made (nnU-Net's idea, with a time budget instead of a GPU-me
    large ones (> 5000).
 6. Cache: decoded images kept in memory when the loader runs in the training process and
    the decoded dataset takes less than 2 GiB and a quarter of the memory.
-7. Corruptions: mild photometric corruptions (``PLAN_CORRUPTIONS``, a quarter of the samples,
-   severities 1-3). On CamVid (30 min budget) they cost no clean accuracy (val mIoU 0.592
-   without, 0.595 with) and raised the mean mIoU under corruption from 36.3 to 47.2, and under
-   the types left out of training (shot noise, motion blur, pixelate) from 28.9 to 45.4.
-   Stronger recipes buy held-out robustness with clean accuracy: p 0.4 with severities up
-   to 4 scored 0.84 of clean on the held-out types but 59.2 clean (mild: 0.78, 62.2); p 0.25
-   with severities up to 4 scored 0.78 and 61.4. Against runs with no corruption at all
-   (two seeds, 62.1 and 62.7 clean, 0.50 held out), p 0.4 / severity 4 reached 0.82 and 0.80
-   held out at 61.1 and 59.4 clean: robust, but 1.0 and 3.3 clean points, so not the default.
-   Repeated in a later session (62.2 and 61.1 clean without): 0.82 and 0.79 held out at 59.4
-   and 59.1 clean, 2.8 and 2.0 points. With the corruptions as cheap as the clean path
-   (as many epochs either way) the trade stayed: against 62.8 clean without, p falling 0.6 ->
-   0.2 held 0.82 out at 60.6, rising 0.1 -> 0.7 0.795 at 60.8, and p 0.6 / severity 5
-   blended with the clean image 0.77 at 61.9 (README, "Robust training").
+7. Corruptions: photometric corruptions (``PLAN_CORRUPTIONS``; shot noise, motion blur and
+   pixelate stay out so that ``pixelseg robustness`` shows what carries over), in one of two
+   recipes chosen by the model's width (``corruption_recipe``). Measured on CamVid (30 min, 2
+   cores, README "Robust training"): a 16-wide lightseg pays for robustness with clean
+   accuracy. The mild recipe (a quarter of the samples, severities 1-3) costs it nothing and
+   holds 0.75-0.79 of clean under the held-out types (0.50 without corruptions), but every
+   stronger one that held >= 0.80 (p 0.4 at severities up to 4 over four seeds, p falling from
+   0.6 to 0.2, p rising from 0.1 to 0.7) cost it ~2 clean points. A 24-wide lightseg has the
+   capacity: the robust recipe (p falling from 0.6 to 0.2, severities up to 4) scored 63.4
+   clean and 0.83 held out, against 62.2 clean for the same model without corruptions and
+   62.8 for the 16-wide one (33 epochs of ~52 s against 53 of ~32.5 s). So a model >=
+   ``ROBUST_MIN_WIDTH`` wide gets the robust recipe, a narrower one the mild recipe.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ from .space import format_value
 CPU_LADDER: list[tuple[str, dict]] = [
     ("unet", {"width": 32}),
     ("unet", {"width": 16}),
+    ("lightseg", {"width": 24}),
     ("lightseg", {"width": 16}),
 ]
 GPU_LADDER: list[tuple[str, dict]] = [
@@ -98,8 +99,36 @@ DECODED_BYTES_PER_PIXEL = 3 + 8  # uint8 RGB image + int64 mask
 # Trained on by default; shot noise, motion blur and pixelate stay out, so `pixelseg robustness`
 # shows what carries over to corruptions the model never saw.
 PLAN_CORRUPTIONS = ["gaussian_noise", "gaussian_blur", "jpeg", "contrast", "brightness"]
-PLAN_CORRUPTION_P = 0.25
-PLAN_CORRUPTION_MAX_SEVERITY = 3
+
+
+@dataclass(frozen=True)
+class CorruptionRecipe:
+    """How often and how hard the plan corrupts training images (``augment.corruption_*``)."""
+
+    p: float
+    p_final: float | None  # None: constant p
+    max_severity: int
+    reason: str
+
+
+# A model at least this wide gets the robust recipe; a narrower one the mild recipe, because on
+# a 16-wide model every recipe that held >= 0.80 of clean under unseen corruptions cost ~2 clean
+# points, and on a 24-wide one the robust recipe cost none (module docstring, item 7).
+ROBUST_MIN_WIDTH = 24
+ROBUST_CORRUPTIONS = CorruptionRecipe(
+    0.6,
+    0.2,
+    4,
+    f"robust recipe for a model >= {ROBUST_MIN_WIDTH} wide: most corruption while the features "
+    "form (p 0.6 falling to 0.2); it holds unseen corruptions at no clean cost (see plan.py)",
+)
+MILD_CORRUPTIONS = CorruptionRecipe(
+    0.25,
+    None,
+    3,
+    f"mild recipe for a model < {ROBUST_MIN_WIDTH} wide: stronger ones cost it ~2 clean points "
+    "(see plan.py)",
+)
 
 CostFn = Callable[[str, dict], ModelCost]
 
@@ -110,6 +139,10 @@ class Targets:
     total_minutes: float | None = None  # None: 30 on CPU, 60 on a GPU
     steps_wanted: int = 3000
     min_side: int = 128
+    # The fewest epochs the budget must allow before a more capable model is worth its slower
+    # epochs at the same resolution (on CamVid lightseg 24 wide won with 33 epochs in 30 min;
+    # with a shorter budget the plan spends the time on epochs of a lighter model instead).
+    min_epochs: int = 30
 
     def total_seconds(self, hw: HardwareFingerprint) -> float:
         return 60.0 * (self.total_minutes or (60.0 if hw.is_gpu else 30.0))
@@ -307,8 +340,10 @@ def search_options(
         ladder = [(sorted(registered)[0], {})]
     tried: list[_Option] = []
     geo_reason = ""
+    total_s = targets.total_seconds(hw)
     for scale in _scales(ds, targets, fixed):
         resize, crop, train_hw, val_hw, geo_reason = _geometry(ds, hw, scale, fixed)
+        fitting: list[_Option] = []
         for model, knobs in ladder:
             cost = cost_fn(model, knobs)
             if "train.batch_size" in fixed:
@@ -319,7 +354,11 @@ def search_options(
             opt = _Option(model, knobs, scale, train_hw, val_hw, resize, crop, batch, breason, sec)
             tried.append(opt)
             if sec <= targets.epoch_seconds:
-                return opt, tried, geo_reason
+                if total_s / max(sec, 1e-3) >= targets.min_epochs:
+                    return opt, tried, geo_reason
+                fitting.append(opt)
+        if fitting:  # a short budget: the lightest model that fits, for the most epochs
+            return fitting[-1], tried, geo_reason
     # Nothing fits: the cheapest option measured, and the reason says so.
     return min(tried, key=lambda o: o.epoch_s), tried, geo_reason
 
@@ -403,10 +442,11 @@ def make_plan(
     rot, scale_range, why = _augmentation(ds.n_train)
     add("augment.rotation", rot, why)
     add("augment.scale", scale_range, why)
-    robust = "mild corruptions: no clean cost and much more robust on CamVid (see plan.py)"
-    add("augment.corruptions", PLAN_CORRUPTIONS, robust)
-    add("augment.corruption_p", PLAN_CORRUPTION_P, robust)
-    add("augment.corruption_max_severity", PLAN_CORRUPTION_MAX_SEVERITY, robust)
+    recipe = corruption_recipe(best.model, best.knobs)
+    add("augment.corruptions", PLAN_CORRUPTIONS, recipe.reason)
+    add("augment.corruption_p", recipe.p, recipe.reason)
+    add("augment.corruption_p_final", recipe.p_final, recipe.reason)
+    add("augment.corruption_max_severity", recipe.max_severity, recipe.reason)
     cache, cache_reason = _cache_choice(ds, hw)
     add("data.cache", cache, cache_reason)
     epoch_s = best.epoch_s  # estimated with the user's batch size and geometry, when fixed
@@ -438,12 +478,29 @@ def _model_reason(best: _Option, tried: list[_Option], targets: Targets, fits: b
     text = f"per epoch, timed: {', '.join(parts)}"
     if others:
         text += f" (at x{best.scale:g}; larger scales did not fit)"
+    if fits and any(
+        o.epoch_s > best.epoch_s and o.epoch_s <= targets.epoch_seconds for o in at_scale
+    ):
+        return (
+            f"lightest that fits {targets.epoch_seconds:.0f} s/epoch: the budget allows fewer "
+            f"than {targets.min_epochs} epochs of the more capable ones; {text}"
+        )
     if fits:
         return f"most capable that fits {targets.epoch_seconds:.0f} s/epoch; {text}"
     return (
         f"nothing fits {targets.epoch_seconds:.0f} s/epoch, cheapest taken; {text}; "
         f"consider a smaller data.resize"
     )
+
+
+def corruption_recipe(model: str, knobs: dict) -> CorruptionRecipe:
+    """The robust recipe for a model ``ROBUST_MIN_WIDTH`` or more wide (its ``width`` knob, or
+    the knob's default), the mild one otherwise (and for a model without a width)."""
+    entry = {e.name: e for e in list_models()}.get(model)
+    width = knobs.get("width", entry.knobs().get("width") if entry else None)
+    if isinstance(width, int) and width >= ROBUST_MIN_WIDTH:
+        return ROBUST_CORRUPTIONS
+    return MILD_CORRUPTIONS
 
 
 def _augmentation(n_train: int) -> tuple[float, list[float], str]:
