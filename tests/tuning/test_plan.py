@@ -247,4 +247,5 @@ def test_corruption_strength_follows_the_models_width():
     # What the user sets wins over either recipe.
     mine = make_plan(dataset(), CPU, costs(0.7), fixed={"augment.corruption_p": 0.1})
     assert mine.value("augment.corruption_p") == 0.1
+    assert mine.value("augment.corruption_p_final") is None  # not scheduled behind your back
     assert not any(o.startswith("augment.corruption_p=") for o in mine.overrides())

@@ -445,7 +445,10 @@ def make_plan(
     recipe = corruption_recipe(best.model, best.knobs)
     add("augment.corruptions", PLAN_CORRUPTIONS, recipe.reason)
     add("augment.corruption_p", recipe.p, recipe.reason)
-    add("augment.corruption_p_final", recipe.p_final, recipe.reason)
+    if "augment.corruption_p" in fixed:  # your rate stays constant unless you schedule it
+        add("augment.corruption_p_final", None, "your augment.corruption_p, kept constant")
+    else:
+        add("augment.corruption_p_final", recipe.p_final, recipe.reason)
     add("augment.corruption_max_severity", recipe.max_severity, recipe.reason)
     cache, cache_reason = _cache_choice(ds, hw)
     add("data.cache", cache, cache_reason)
