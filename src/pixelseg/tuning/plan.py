@@ -67,8 +67,9 @@ from ..config import RunConfig, load_config, parse_overrides
 from ..data.formats import open_split
 from ..engine.device import configure_threads, pick_device
 from ..engine.loaders import loader_workers
+from ..errors import PixelsegError
 from ..files import atomic_write_text
-from ..models import list_models
+from ..models import get_entry, list_models
 from .cost import ModelCost, measure_data_cost, measure_model_cost
 from .fingerprint import (
     DatasetFingerprint,
@@ -499,8 +500,11 @@ def _model_reason(best: _Option, tried: list[_Option], targets: Targets, fits: b
 def corruption_recipe(model: str, knobs: dict) -> CorruptionRecipe:
     """The robust recipe for a model ``ROBUST_MIN_WIDTH`` or more wide (its ``width`` knob, or
     the knob's default), the mild one otherwise (and for a model without a width)."""
-    entry = {e.name: e for e in list_models()}.get(model)
-    width = knobs.get("width", entry.knobs().get("width") if entry else None)
+    try:
+        defaults = get_entry(model).knobs()
+    except PixelsegError:  # an unknown model fails later, where the trainer builds it
+        defaults = {}
+    width = knobs.get("width", defaults.get("width"))
     if isinstance(width, int) and width >= ROBUST_MIN_WIDTH:
         return ROBUST_CORRUPTIONS
     return MILD_CORRUPTIONS
