@@ -101,6 +101,11 @@ class TrainConfig:
     compile_backend: str = "inductor"  # torch.compile backend (aot_eager: no C++ compiler needed)
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA + torchrun only)
     threads: int = 0  # CPU threads per process; 0 = the cores we were given / local processes
+    # Fine-tuning a pretrained encoder (model.encoder=..., engine/finetune.py); no effect on a
+    # model without one.
+    encoder_lr_scale: float = 0.1  # the encoder's share of train.lr
+    freeze_encoder_epochs: int = 0  # epochs with the encoder's lr at 0 (the decoder settles)
+    encoder_bn: str = "frozen"  # frozen: ImageNet BatchNorm statistics kept; train: updated
 
 
 @dataclass
@@ -324,6 +329,14 @@ def _validate_train_engine(t: TrainConfig) -> None:
         raise PixelsegError(f"train.threads: must be >= 0 (0 = from the cores), got {t.threads}")
     if t.warmup_epochs < 0:
         raise PixelsegError(f"train.warmup_epochs: must be >= 0, got {t.warmup_epochs}")
+    if not 0 <= t.encoder_lr_scale <= 10:
+        raise PixelsegError(f"train.encoder_lr_scale: must be in [0, 10], got {t.encoder_lr_scale}")
+    if t.freeze_encoder_epochs < 0:
+        raise PixelsegError(
+            f"train.freeze_encoder_epochs: must be >= 0, got {t.freeze_encoder_epochs}"
+        )
+    if t.encoder_bn not in ("frozen", "train"):
+        raise PixelsegError(f"train.encoder_bn: expected frozen or train, got {t.encoder_bn!r}")
     if t.max_steps_per_epoch is not None and t.max_steps_per_epoch < 1:
         raise PixelsegError(
             f"train.max_steps_per_epoch: must be >= 1 (or null), got {t.max_steps_per_epoch}"

@@ -69,11 +69,13 @@ def run(args: argparse.Namespace) -> int:
 
     size = parse_size(args.size)
     knobs = parse_knobs(args.knobs)
+    # A summary needs shapes, not trained values: no pretrained weights are read.
+    build = dict(load_weights=False, **knobs)
     if args.meta:
         with torch.device("meta"):
-            model = create_model(args.model, args.num_classes, args.in_channels, **knobs)
+            model = create_model(args.model, args.num_classes, args.in_channels, **build)
     else:
-        model = create_model(args.model, args.num_classes, args.in_channels, **knobs)
+        model = create_model(args.model, args.num_classes, args.in_channels, **build)
     summary = summarize(model, size, in_channels=args.in_channels, batch_size=args.batch_size)
     if args.json:
         print(json.dumps({"model": model.pixelseg_spec, **summary.to_dict()}, indent=2))

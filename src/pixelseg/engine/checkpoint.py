@@ -79,6 +79,7 @@ class Sidecar:
     path: Path | None = None  # where it was read; not part of the JSON form
     classes: dict | None = None  # ``ClassTable.to_dict()``
     normalization: dict | None = None  # ``Normalizer.to_dict()``
+    pretrained: dict | None = None  # the encoder's starting weights: source, file, sha256
     resize: list[int] | None = None  # the model's input size (data.resize), if any
     epoch: int | None = None
     best_miou: float | None = None
@@ -304,7 +305,10 @@ def load_checkpoint(
         meta = read_sidecar(meta.path, ("classes",))
         state = _read_data(meta, "weights")
     spec = meta.model
-    model = create_model(spec["name"], spec["num_classes"], spec["in_channels"], **spec["knobs"])
+    # The checkpoint holds every weight: no pretrained file is read (nor needs installing).
+    model = create_model(
+        spec["name"], spec["num_classes"], spec["in_channels"], load_weights=False, **spec["knobs"]
+    )
     _check_fits(model, state, data_file(meta, "weights"))
     model.load_state_dict(state)
     device = torch.device(map_location)

@@ -11,6 +11,7 @@ from torch import nn
 from ..config import RunConfig
 from ..data import class_stats
 from ..errors import PixelsegError
+from .finetune import param_groups
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -23,12 +24,15 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+    """The configured optimizer over ``finetune.param_groups`` (a pretrained encoder at its
+    own lr scale; norms and biases without weight decay)."""
     t = cfg.train
+    groups = param_groups(model, t)
     if t.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.Adam(groups, lr=t.lr)
     if t.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
+        return torch.optim.AdamW(groups, lr=t.lr)
+    return torch.optim.SGD(groups, lr=t.lr, momentum=0.9)
 
 
 def resolve_class_weights(cfg: RunConfig, train_source) -> list[float] | None:

@@ -20,7 +20,6 @@ from ..config import RunConfig
 from ..constants import IGNORE_INDEX
 from ..data.pipeline import open_train_val, val_is_trained_on
 from ..data.preflight import preflight
-from ..data.transforms import Normalizer
 from ..errors import PixelsegError
 from ..models import create_model
 from ..runs import RunFolder
@@ -37,6 +36,7 @@ from .distributed import (
 )
 from .ema import ModelEma
 from .evaluate import evaluate
+from .finetune import freeze_encoder_norms, group_lr, input_normalizer
 from .guard import NanGuard, NonFiniteLoss, weights_finite
 from .inference import class_map
 from .loaders import build_loaders
@@ -118,18 +118,23 @@ class Trainer:
         self.batch_size = resolve_batch_size(
             t.batch_size, t.global_batch_size, self.dist.world_size, t.accumulate
         )
-        self.model = create_model(cfg.model.name, nc, 3, **cfg.model.knobs)
+        self.model = create_model(
+            cfg.model.name, nc, 3, load_weights=resume is None, **cfg.model.knobs
+        )
         weights = resolve_class_weights(cfg, self.train_source)
         self.loss_fn = build_loss(t.loss, nc, weights).to(self.device)
         self.eval_loss_fn = build_loss("ce", nc).to(self.device)
-        self.normalizer = Normalizer()
         self.start_epoch, self.best_miou, self.best_epoch = 1, -1.0, 0
         self.history: list[dict] = []
         resume_meta = None
         if resume is not None:
             resume_meta = read_resume_point(Path(resume), self.log)
+        # What the encoder's weights came from (source, sha256), for every sidecar of the run.
+        self.pretrained = self.model.pixelseg_pretrained
         if resume_meta is not None:
             self.model, _ = load_checkpoint(resume_meta)
+            self.pretrained = resume_meta.pretrained
+        self.normalizer = input_normalizer(self.model)
         self.model, note = convert_sync_bn(self.model, t.sync_bn, self.device, self.dist)
         if note:
             self.log(note)
@@ -193,6 +198,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "classes": self.classes.to_dict(),
             "normalization": self.normalizer.to_dict(),
+            "pretrained": self.pretrained,
             "resize": self.cfg.data.resize,
             "lr_scale": self.guard.lr_scale,
             "metrics": {k: v for k, v in row.items() if k != "epoch"},
@@ -242,7 +248,9 @@ class Trainer:
             self.timer.lap("backward")
         return logits, loss.detach()
 
-    def _optimizer_step(self, params: list, step: int, bad: torch.Tensor, where: str) -> float:
+    def _optimizer_step(
+        self, params: list, epoch: int, step: int, bad: torch.Tensor, where: str
+    ) -> float:
         """Schedule the lr, check finiteness (all ranks agree), clip, step, update the EMA."""
         t = self.cfg.train
         lr = (
@@ -256,7 +264,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLoss(where, float(gnorm))
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = group_lr(group, lr, epoch, t)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
@@ -269,6 +277,7 @@ class Trainer:
         """One pass over the training loader; raises NonFiniteLoss before a bad step is applied."""
         t, timer = self.cfg.train, self.timer
         self.train_model.train()
+        freeze_encoder_norms(self.model, t)
         # 0 at the first epoch, 1 at the last planned one (re-fitted under a time budget).
         progress = (epoch - 1) / max(self.planned_epochs - 1, 1)
         self.train_loader.sampler.set_epoch(epoch, progress)
@@ -303,7 +312,9 @@ class Trainer:
                 bad |= ~torch.isfinite(loss)
                 loss_sum += loss.double()
                 if last:
-                    lr = self._optimizer_step(params, step0 + k, bad, f"epoch {epoch}, step {n}")
+                    lr = self._optimizer_step(
+                        params, epoch, step0 + k, bad, f"epoch {epoch}, step {n}"
+                    )
                 correct += (class_map(logits.detach()) == masks).sum()
                 labelled += (masks != IGNORE_INDEX).sum()
                 bar.update()

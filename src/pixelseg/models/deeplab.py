@@ -7,7 +7,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .knobs import ACTIVATION, DECODER_STRIDE, DROPOUT, KERNEL_SIZE, NORM, WIDTH, Knob
+from .encoders import build_encoder
+from .knobs import (
+    ACTIVATION,
+    DECODER_STRIDE,
+    DROPOUT,
+    ENCODER,
+    KERNEL_SIZE,
+    NORM,
+    PRETRAINED,
+    WIDTH,
+    Knob,
+)
 from .layers import ConvNormAct, FineDecoder, make_activation, resize_to
 from .registry import register_model
 
@@ -112,6 +123,8 @@ class ASPP(nn.Module):
         NORM,
         DROPOUT.but(default=0.1, help="dropout after the ASPP projection"),
         DECODER_STRIDE,
+        ENCODER,
+        PRETRAINED,
     ],
 )
 class DeepLab(nn.Module):
@@ -131,6 +144,9 @@ class DeepLab(nn.Module):
     ``decoder_stride=2`` adds one more such step with the stem's stride-2 features before
     classifying: on small images (64 px is 16 px at stride 4) it keeps thin parts and edges;
     ``decoder_stride=1`` adds a last, narrow step at full resolution (see ``FineDecoder``).
+    With ``encoder`` set, a pretrained encoder replaces the residual one, atrous from
+    ``output_stride`` on (its deepest stages keep that stride and dilate), and its stride-4 and
+    stride-2 features are the decoder's skips; ASPP and decoder are as above.
     Any H x W works: strided convs round up and every merge resizes to the skip's exact size.
     """
 
@@ -147,10 +163,45 @@ class DeepLab(nn.Module):
         norm: str = "batch",
         dropout: float = 0.1,
         decoder_stride: int = 4,
+        encoder: str = "native",
+        pretrained: str = "imagenet",
     ) -> None:
         super().__init__()
         dilations = (dilations,) if isinstance(dilations, int) else tuple(dilations)
         w = width
+        kw = dict(kernel_size=kernel_size, norm=norm, activation=activation)
+        rates = tuple(d * (16 // output_stride) for d in dilations)
+        low = max(8, (3 * w) // 2)
+        self.encoder = build_encoder(encoder, pretrained, in_channels, output_stride)
+        if self.encoder is not None:
+            ch = self.encoder.channels
+            self.aspp = ASPP(ch[-1], 4 * w, rates, norm, activation, dropout)
+            self.reduce_low = ConvNormAct(
+                ch[self.encoder.feature(4)], low, 1, norm=norm, activation=activation
+            )
+            stem_channels = ch[self.encoder.feature(2)]
+        else:
+            stem_channels = w
+            self._build_native(in_channels, w, output_stride, rates, low, dropout, **kw)
+        self.decoder = nn.Sequential(
+            ConvNormAct(4 * w + low, 2 * w, **kw),
+            ConvNormAct(2 * w, 2 * w, **kw),
+        )
+        self.fine = FineDecoder(decoder_stride, 2 * w, stem_channels, in_channels, **kw)
+        self.head = nn.Conv2d(self.fine.out_channels, num_classes, 1)
+
+    def _build_native(
+        self,
+        in_channels: int,
+        w: int,
+        output_stride: int,
+        rates: tuple[int, ...],
+        low: int,
+        dropout: float,
+        kernel_size: int,
+        norm: str,
+        activation: str,
+    ) -> None:
         kw = dict(kernel_size=kernel_size, norm=norm, activation=activation)
         self.stem = nn.Sequential(
             ConvNormAct(in_channels, w, kernel_size, stride=2, norm=norm, activation=activation),
@@ -163,23 +214,23 @@ class DeepLab(nn.Module):
         self.stage2 = ResidualBlock(2 * w, 4 * w, stride=2, dilation=1, **kw)  # stride 8
         self.stage3 = ResidualBlock(4 * w, 8 * w, stride=s3, dilation=d3, **kw)  # 16 or 8
         self.stage4 = ResidualBlock(8 * w, 8 * w, stride=1, dilation=d4, **kw)
-        rates = tuple(d * (16 // output_stride) for d in dilations)
         self.aspp = ASPP(8 * w, 4 * w, rates, norm, activation, dropout)
-        low = max(8, (3 * w) // 2)
         self.reduce_low = ConvNormAct(2 * w, low, 1, norm=norm, activation=activation)
-        self.decoder = nn.Sequential(
-            ConvNormAct(4 * w + low, 2 * w, **kw),
-            ConvNormAct(2 * w, 2 * w, **kw),
-        )
-        self.fine = FineDecoder(decoder_stride, 2 * w, w, in_channels, **kw)
-        self.head = nn.Conv2d(self.fine.out_channels, num_classes, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size, image = x.shape[-2:], x
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(stride-2, stride-4, deepest) features."""
+        if self.encoder is not None:
+            features = self.encoder(x)
+            e = self.encoder
+            return features[e.feature(2)], features[e.feature(4)], features[-1]
         x = stem = self.stem(x)  # (B, w, H/2, W/2)
         low = self.stage1(x)  # (B, 2w, H/4, W/4)
         x = self.stage2(low)  # (B, 4w, H/8, W/8)
-        x = self.stage4(self.stage3(x))  # (B, 8w, H/os, W/os)
+        return stem, low, self.stage4(self.stage3(x))  # deepest: (B, 8w, H/os, W/os)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size, image = x.shape[-2:], x
+        stem, low, x = self._encode(x)
         x = self.aspp(x)  # (B, 4w, H/os, W/os)
         x = resize_to(x, low.shape[-2:])  # (B, 4w, H/4, W/4)
         x = self.decoder(torch.cat([x, self.reduce_low(low)], dim=1))  # (B, 2w, H/4, W/4)

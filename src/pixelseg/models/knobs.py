@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PixelsegError
+from .encoders import ENCODER_CHOICES, NATIVE
 from .layers import ACTIVATIONS, DECODER_STRIDES, NORMS
 
 
@@ -151,6 +152,22 @@ CONTEXT = Knob(
     "none",
     choices=CONTEXTS,
     help="renet: recurrent global context (ReNet row/column sweeps) on the deepest features",
+)
+ENCODER = Knob(
+    "encoder",
+    str,
+    NATIVE,
+    choices=ENCODER_CHOICES,
+    search=[NATIVE, "efficientnet_lite0"],  # lite0's weights come with pixelseg
+    help="feature extractor: native (the model's own, from scratch) or an ImageNet-pretrained "
+    "EfficientNet-Lite (see `pixelseg models`)",
+)
+PRETRAINED = Knob(
+    "pretrained",
+    str,
+    "imagenet",
+    help="encoder weights: imagenet, none (random) or the path of a state dict "
+    "(.safetensors or weights-only .pth) in the encoder's key names; native has none",
 )
 # The recurrent family's shared knobs (cell, hidden_size, num_layers) are in renet.py.
 

@@ -13,7 +13,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .knobs import ACTIVATION, CONTEXT, DECODER_STRIDE, KERNEL_SIZE, NORM, WIDTH, Knob
+from .encoders import build_encoder
+from .knobs import (
+    ACTIVATION,
+    CONTEXT,
+    DECODER_STRIDE,
+    ENCODER,
+    KERNEL_SIZE,
+    NORM,
+    PRETRAINED,
+    WIDTH,
+    Knob,
+)
 from .layers import ConvNormAct, FineDecoder, SkipRefine, make_norm, resize_to
 from .registry import register_model
 from .renet import recurrent_context
@@ -85,13 +96,23 @@ class ContextGate(nn.Module):
     "lightseg",
     "Lightweight CPU model: inverted-bottleneck encoder, gated context, 1/4 decoder (<1 GFLOP)",
     knobs=[
-        WIDTH.but(default=16, help="stem channels; the stages have 1.5, 2 and 4 times as many"),
-        Knob("expansion", int, 4, low=1, help="inverted bottleneck's expansion ratio"),
+        WIDTH.but(
+            default=16,
+            help="stem channels; the stages have 1.5, 2 and 4 times as many (with an encoder: "
+            "the decoder has 2 times as many)",
+        ),
+        Knob(
+            "expansion", int, 4, low=1, help="inverted bottleneck's expansion ratio (native only)"
+        ),
         KERNEL_SIZE.but(help="depthwise kernel (5 sees more for little cost)"),
         ACTIVATION,
         NORM,
         DECODER_STRIDE,
-        CONTEXT.but(help="renet: recurrent global context at 1/16, before the gate"),
+        CONTEXT.but(
+            help="renet: recurrent global context on the deepest features, before the gate"
+        ),
+        ENCODER,
+        PRETRAINED,
     ],
 )
 class LightSeg(nn.Module):
@@ -108,6 +129,10 @@ class LightSeg(nn.Module):
     ``context="renet"`` puts a ``RecurrentContext`` (one bidirectional GRU ReNet layer, as in
     U-Net's) between the 1/16 stage and the gate: the pooled gate sees the image as one
     vector, the sweeps give each position its own view of its row and column.
+    With ``encoder`` set (a pretrained EfficientNet-Lite), the encoder's features at strides 2
+    to 32 replace the stem and stages: the gate works on the stride-32 features and the
+    decoder climbs an FPN-like ladder of separable ``SkipRefine`` steps through the stride-16,
+    8 and 4 features (``2 * width`` channels), then ``FineDecoder`` as above.
     Any H x W works.
     """
 
@@ -123,9 +148,27 @@ class LightSeg(nn.Module):
         norm: str = "batch",
         decoder_stride: int = 4,
         context: str = "none",
+        encoder: str = "native",
+        pretrained: str = "imagenet",
     ) -> None:
         super().__init__()
         c1, c2, c3 = max(1, (3 * width) // 2), 2 * width, 4 * width
+        na = dict(norm=norm, activation=activation)
+        self.encoder = build_encoder(encoder, pretrained, in_channels)
+        if self.encoder is not None:
+            ch = self.encoder.channels
+            self.recurrent = recurrent_context(context, ch[-1], norm, activation)
+            self.context = ContextGate(ch[-1], c2, norm, activation)
+            self.skips = [self.encoder.feature(s) for s in (16, 8, 4)]
+            self.ladder = nn.ModuleList(
+                SkipRefine(c2, ch[i], c2, kernel_size, separable=True, **na) for i in self.skips
+            )
+            stem = ch[self.encoder.feature(2)]
+            self.fine = FineDecoder(
+                decoder_stride, c2, stem, in_channels, kernel_size, separable=True, **na
+            )
+            self.head = nn.Conv2d(self.fine.out_channels, num_classes, 1)
+            return
         kw = dict(expansion=expansion, kernel_size=kernel_size, norm=norm, activation=activation)
         self.stem = ConvNormAct(in_channels, width, 3, stride=2, norm=norm, activation=activation)
         self.stage1 = nn.Sequential(
@@ -145,7 +188,6 @@ class LightSeg(nn.Module):
         )
         self.recurrent = recurrent_context(context, c3, norm, activation)
         self.context = ContextGate(c3, c2, norm, activation)
-        na = dict(norm=norm, activation=activation)
         self.decoder = SkipRefine(c2, c1, c2, kernel_size, separable=True, **na)
         self.fine = FineDecoder(
             decoder_stride, c2, width, in_channels, kernel_size, separable=True, **na
@@ -153,6 +195,8 @@ class LightSeg(nn.Module):
         self.head = nn.Conv2d(self.fine.out_channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.encoder is not None:
+            return self._forward_encoder(x)
         size, image = x.shape[-2:], x
         stem = self.stem(x)  # (B, w, H/2, W/2)
         low = self.stage1(stem)  # (B, 1.5w, H/4, W/4)
@@ -161,3 +205,11 @@ class LightSeg(nn.Module):
         x = self.decoder(x, low)  # (B, 2w, H/4, W/4)
         x = self.fine(x, stem, image)  # (B, C, H/decoder_stride, W/decoder_stride)
         return resize_to(self.head(x), size)  # (B, num_classes, H, W)
+
+    def _forward_encoder(self, image: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(image)  # strides 2 .. 32
+        x = self.context(self.recurrent(features[-1]))  # (B, 2w, H/32, W/32)
+        for refine, i in zip(self.ladder, self.skips):
+            x = refine(x, features[i])  # (B, 2w, H/s, W/s) for s = 16, 8, 4
+        x = self.fine(x, features[self.encoder.feature(2)], image)  # (B, C, H/ds, W/ds)
+        return resize_to(self.head(x), image.shape[-2:])  # (B, num_classes, H, W)

@@ -79,11 +79,20 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name: str, num_classes: int, in_channels: int = 3, **knobs: Any) -> nn.Module:
+def create_model(
+    name: str, num_classes: int, in_channels: int = 3, *, load_weights: bool = True, **knobs: Any
+) -> nn.Module:
     """Build a registered model. Unknown knobs are an error naming the knob.
+
+    A model with a pretrained encoder (``encoder=efficientnet_lite0``, ``pretrained`` not
+    ``none``) gets its weights here, after construction (a model never reads files), and
+    ``model.pixelseg_pretrained`` records what was loaded; ``load_weights=False`` skips that,
+    for a model whose weights come from a checkpoint next or that is only timed or summarised.
 
     >>> m = create_model("unet", num_classes=6, depth=3, activation="gelu")
     """
+    from .encoders.pretrained import load_pretrained
+
     entry = get_entry(name)
     knobs = {key: check_knob(name, entry.knob(key), value) for key, value in knobs.items()}
     try:
@@ -95,6 +104,7 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, **knobs: Any
         raise PixelsegError(
             f"model {name!r}: knobs {shown} do not make a valid model ({e})"
         ) from None
+    model.pixelseg_pretrained = load_pretrained(model) if load_weights else None
     # Everything needed to rebuild the model, stored in checkpoints.
     model.pixelseg_spec = {
         "name": name,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .knobs import ACTIVATION, KERNEL_SIZE, NORM, WIDTH, Knob
+from .encoders import Encoder, build_encoder
+from .knobs import ACTIVATION, ENCODER, KERNEL_SIZE, NORM, PRETRAINED, WIDTH, Knob
 from .layers import ConvNormAct, make_activation, make_norm, pad_to_multiple
 from .registry import register_model
 from .renet import CELL, HIDDEN_SIZE, NUM_LAYERS, RenetLayer
@@ -39,7 +40,8 @@ class UpBlock(nn.Sequential):
             low=0,
             # each level halves the size the (costly) recurrent sweeps run at
             search={"low": 1, "high": 3},
-            help="stride-2 encoder levels before the ReNet layers",
+            help="stride-2 encoder levels before the ReNet layers (with an encoder: its "
+            "features at stride 2**depth, 1-5)",
         ),
         KERNEL_SIZE,
         ACTIVATION,
@@ -47,6 +49,8 @@ class UpBlock(nn.Sequential):
         CELL,
         HIDDEN_SIZE,
         NUM_LAYERS,
+        ENCODER,
+        PRETRAINED,
     ],
 )
 class ReSeg(nn.Module):
@@ -57,7 +61,10 @@ class ReSeg(nn.Module):
     low resolution give every position a view of the whole image (ReSeg's point), and the
     transposed convolutions learn how to bring the labels back to full resolution.
 
-    Any H x W works: the input is padded to a multiple of ``2**depth`` and the logits cropped.
+    With ``encoder`` set, the ReNet layers sweep over the pretrained encoder's features at
+    stride ``2**depth`` (the paper's own design: ReNet over VGG-16 features), and the encoder
+    is built only that deep. Any H x W works: the input is padded to a multiple of
+    ``2**depth`` (the encoder rounds its sizes up instead), and the logits cropped.
     """
 
     def __init__(
@@ -73,20 +80,21 @@ class ReSeg(nn.Module):
         cell: str = "gru",
         hidden_size: int = 64,
         num_layers: int = 2,
+        encoder: str = "native",
+        pretrained: str = "imagenet",
     ) -> None:
         super().__init__()
         self.multiple = 2**depth
         chans = [width * 2**i for i in range(depth)]
-        encoder: list[nn.Module] = []
-        cin = in_channels
-        for c in chans:
-            # One conv at the level's resolution, then a strided conv to halve it.
-            encoder.append(ConvNormAct(cin, c, kernel_size, norm=norm, activation=activation))
-            encoder.append(
-                ConvNormAct(c, c, kernel_size, stride=2, norm=norm, activation=activation)
+        if encoder != "native" and not 1 <= depth <= 5:
+            raise ValueError(f"depth must be 1-5 with an encoder (stride 2 to 32), got {depth}")
+        self.encoder = build_encoder(encoder, pretrained, in_channels, max_stride=min(2**depth, 32))
+        if self.encoder is not None:
+            cin = self.encoder.channels[-1]
+        else:
+            self.encoder, cin = self._native_encoder(
+                in_channels, chans, kernel_size, norm, activation
             )
-            cin = c
-        self.encoder = nn.Sequential(*encoder)
         renet = []
         for _ in range(num_layers):
             renet.append(RenetLayer(cin, hidden_size, cell))
@@ -99,9 +107,28 @@ class ReSeg(nn.Module):
         self.decoder = nn.Sequential(*decoder)
         self.head = nn.Conv2d(cin, num_classes, 1)
 
+    @staticmethod
+    def _native_encoder(
+        in_channels: int, chans: list[int], kernel_size: int, norm: str, activation: str
+    ) -> tuple[nn.Sequential, int]:
+        layers: list[nn.Module] = []
+        cin = in_channels
+        for c in chans:
+            # One conv at the level's resolution, then a strided conv to halve it.
+            layers.append(ConvNormAct(cin, c, kernel_size, norm=norm, activation=activation))
+            layers.append(
+                ConvNormAct(c, c, kernel_size, stride=2, norm=norm, activation=activation)
+            )
+            cin = c
+        return nn.Sequential(*layers), cin
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (h, w) = pad_to_multiple(x, self.multiple)  # (B, C_in, H', W')
-        x = self.encoder(x)  # (B, width*2^(depth-1), H'/2^depth, W'/2^depth)
+        if isinstance(self.encoder, Encoder):
+            h, w = x.shape[-2:]
+            x = self.encoder(x)[-1]  # (B, C_enc, ceil(H/2^depth), ceil(W/2^depth))
+        else:
+            x, (h, w) = pad_to_multiple(x, self.multiple)  # (B, C_in, H', W')
+            x = self.encoder(x)  # (B, width*2^(depth-1), H'/2^depth, W'/2^depth)
         x = self.renet(x)  # (B, 2*hidden, H'/2^depth, W'/2^depth)
         x = self.decoder(x)  # (B, width, H', W')
         return self.head(x)[..., :h, :w]  # (B, num_classes, H, W)

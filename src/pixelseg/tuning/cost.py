@@ -101,7 +101,8 @@ def measure_model_cost(
     torch.manual_seed(0)
     # Timed as the trainer runs it: same memory format (channels-last is ~25% faster here).
     fmt = memory_format(device)
-    model = create_model(name, num_classes, 3, **knobs).to(device, memory_format=fmt)
+    model = create_model(name, num_classes, 3, load_weights=False, **knobs)
+    model = model.to(device, memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     peak = None

@@ -1,0 +1,84 @@
+"""Fine-tuning a pretrained encoder: what differs from training a model from scratch.
+
+Three rules, each a ``train.*`` key (defaults measured on CamVid, see docs/results.md):
+- ``train.encoder_lr_scale``: the encoder learns at this fraction of ``train.lr``. At the full
+  rate Adam's first steps, driven by a random decoder, wash out what ImageNet taught.
+- ``train.freeze_encoder_epochs``: the encoder's learning rate is 0 for the first epochs, so
+  the decoder can settle on fixed features first.
+- ``train.encoder_bn``: ``frozen`` keeps the encoder's BatchNorm statistics at ImageNet's
+  (its layers stay in eval mode; their scale and shift still learn), which a CPU's batches of
+  2-8 images estimate badly; ``train`` updates them like the rest of the model.
+And one for every model: with ``train.weight_decay`` > 0, norms and biases are not decayed
+(decaying a BatchNorm scale only fights the normalisation it follows).
+
+A model has a pretrained encoder when its ``encoder`` knob names one and ``pretrained`` is not
+``none``; otherwise every parameter is in the ordinary groups and these keys change nothing.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..config import TrainConfig
+from ..data.transforms import Normalizer
+from ..models.encoders import Encoder
+
+
+def model_encoder(model: nn.Module) -> Encoder | None:
+    """The model's ``Encoder`` (None for a native one)."""
+    encoder = getattr(model, "encoder", None)
+    return encoder if isinstance(encoder, Encoder) else None
+
+
+def pretrained_encoder(model: nn.Module) -> Encoder | None:
+    """The model's encoder when it starts from weights (``pretrained`` is not ``none``)."""
+    encoder = model_encoder(model)
+    return encoder if encoder is not None and encoder.pretrained != "none" else None
+
+
+def input_normalizer(model: nn.Module) -> Normalizer:
+    """The normalisation the model's encoder was trained with; pixelseg's default otherwise."""
+    encoder = model_encoder(model)
+    norm = encoder.normalization if encoder is not None else None
+    return Normalizer(**norm) if norm else Normalizer()
+
+
+def param_groups(model: nn.Module, t: TrainConfig) -> list[dict]:
+    """Optimizer groups: (encoder or not) x (decayed or not), empty ones left out. Each group
+    carries ``lr_scale`` (its share of the scheduled lr) and ``encoder`` (frozen first)."""
+    encoder = pretrained_encoder(model)
+    in_encoder = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        # Norm scales/shifts and biases are 1-D: never decayed (when decay is on at all).
+        decayed = t.weight_decay > 0 and p.ndim > 1
+        groups.setdefault((id(p) in in_encoder, decayed), []).append(p)
+    return [
+        {
+            "params": params,
+            "weight_decay": t.weight_decay if decayed else 0.0,
+            "lr_scale": t.encoder_lr_scale if is_encoder else 1.0,
+            "encoder": is_encoder,
+        }
+        for (is_encoder, decayed), params in groups.items()
+    ]
+
+
+def group_lr(group: dict, lr: float, epoch: int, t: TrainConfig) -> float:
+    """The lr of one group at ``epoch`` (1-based) when the schedule gives ``lr``."""
+    if group.get("encoder") and epoch <= t.freeze_encoder_epochs:
+        return 0.0
+    return lr * group.get("lr_scale", 1.0)
+
+
+def freeze_encoder_norms(model: nn.Module, t: TrainConfig) -> None:
+    """After ``model.train()``: with ``train.encoder_bn=frozen``, the pretrained encoder's
+    BatchNorm layers go back to eval mode (ImageNet statistics, not the batch's)."""
+    encoder = pretrained_encoder(model)
+    if encoder is None or t.encoder_bn != "frozen":
+        return
+    for m in encoder.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
