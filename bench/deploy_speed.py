@@ -2,6 +2,10 @@
 the sequential predict loop, on CamVid val (or generated images when it is absent).
 
     python bench/deploy_speed.py [--data ../shared/datasets/camvid] [--models lightseg,unet]
+        [--inference-only]
+
+A model is ``NAME`` or ``NAME:knob=value:...``, e.g. the plan's pretrained pick beside the
+from-scratch lightseg: ``--models lightseg:encoder=efficientnet_lite0:width=32,lightseg``.
 
 1. Inference: img/s of the exported ONNX graph under onnxruntime and of the PyTorch model, both
    on the same threads, at 360x480 (batch 1 and 4).
@@ -59,13 +63,16 @@ def mini_copy(data: Path, out: Path) -> Path:
 
 
 def train_run(data: Path, model: str, out: Path) -> Path:
+    """A two-step run of ``model`` (``NAME`` or ``NAME:knob=value:...``)."""
     data = mini_copy(data, out.parent / "mini-data")
+    name, *knobs = model.split(":")
     cfg = pixelseg.load_config(
         overrides=[
             f"data.root={data}",
-            f"model.name={model}",
+            f"model.name={name}",
+            *(f"model.{k}" for k in knobs),
             f"out_dir={out}",
-            f"name={model}",
+            f"name={model.replace(':', '-').replace('=', '')}",
             "train.epochs=1",
             "train.max_steps_per_epoch=2",
             "train.batch_size=2",
@@ -163,6 +170,35 @@ def kill_and_resume(run: Path, listing: Path, out: Path) -> dict:
     }
 
 
+def batch_prediction(runs: dict, tmp: Path, paths: list, listing: Path, args) -> dict:
+    """Parts 2 and 3: the batch pipeline against the sequential loop, then kill and resume."""
+    model = "lightseg" if "lightseg" in runs else next(iter(runs))
+    run, export = runs[model], tmp / f"{runs[model].name}.onnx"
+    seq_out = tmp / "seq"
+    seq_out.mkdir()
+    batch = {
+        "model": model,
+        "images": len(paths),
+        "sequential_img_s": sequential_predict(pixelseg.load(run), paths, seq_out),
+    }
+    for backend, path in (("torch", run), ("onnx", export)):
+        out = tmp / f"pipe-{backend}"
+        batch[f"pipeline_{backend}_img_s"] = pipeline_predict(
+            path, listing, out, args.batch_size, args.workers
+        )
+    for backend in ("torch", "onnx"):
+        batch[f"ratio_{backend}"] = batch[f"pipeline_{backend}_img_s"] / batch["sequential_img_s"]
+    print(
+        f"batch prediction, {len(paths)} images, {model}: sequential "
+        f"{batch['sequential_img_s']:.2f} img/s; pipeline torch "
+        f"{batch['pipeline_torch_img_s']:.2f} ({batch['ratio_torch']:.2f}x), onnx "
+        f"{batch['pipeline_onnx_img_s']:.2f} ({batch['ratio_onnx']:.2f}x)"
+    )
+    resumed = kill_and_resume(run, listing, tmp / "killed")
+    print("kill and resume:", resumed)
+    return {"batch": batch, "kill_and_resume": resumed}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/datasets/camvid")
@@ -173,6 +209,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="timing per inference figure")
     ap.add_argument("--limit", type=int, help="use only the first N val images (a smoke run)")
     ap.add_argument("--out", default="bench/results/deploy_speed.json")
+    ap.add_argument("--inference-only", action="store_true", help="only the img/s table (part 1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     results: dict = {"threads": args.threads, "size": SIZE, "inference": {}}
@@ -192,42 +229,17 @@ def main() -> None:
         runs = {}
         for model in args.models.split(","):
             runs[model] = train_run(data, model, tmp / "runs")
-            export = tmp / f"{model}.onnx"
+            export = tmp / f"{runs[model].name}.onnx"
             export_onnx(runs[model], export, size=SIZE)
             rows = inference_speed(runs[model], export, args.threads, args.seconds)
             results["inference"][model] = rows
             for r in rows:
                 print(
-                    f"{model:9s} batch {r['batch']}: torch {r['torch_img_s']:6.2f} img/s, "
+                    f"{model:40s} batch {r['batch']}: torch {r['torch_img_s']:6.2f} img/s, "
                     f"onnxruntime {r['onnx_img_s']:6.2f} img/s, ratio {r['ratio']:.2f}"
                 )
-        model = "lightseg" if "lightseg" in runs else next(iter(runs))
-        run, export = runs[model], tmp / f"{model}.onnx"
-        seq_out = tmp / "seq"
-        seq_out.mkdir()
-        batch = {
-            "model": model,
-            "images": len(paths),
-            "sequential_img_s": sequential_predict(pixelseg.load(run), paths, seq_out),
-        }
-        for backend, path in (("torch", run), ("onnx", export)):
-            out = tmp / f"pipe-{backend}"
-            batch[f"pipeline_{backend}_img_s"] = pipeline_predict(
-                path, listing, out, args.batch_size, args.workers
-            )
-        for backend in ("torch", "onnx"):
-            batch[f"ratio_{backend}"] = (
-                batch[f"pipeline_{backend}_img_s"] / batch["sequential_img_s"]
-            )
-        results["batch"] = batch
-        print(
-            f"batch prediction, {len(paths)} images, {model}: sequential "
-            f"{batch['sequential_img_s']:.2f} img/s; pipeline torch "
-            f"{batch['pipeline_torch_img_s']:.2f} ({batch['ratio_torch']:.2f}x), onnx "
-            f"{batch['pipeline_onnx_img_s']:.2f} ({batch['ratio_onnx']:.2f}x)"
-        )
-        results["kill_and_resume"] = kill_and_resume(run, listing, tmp / "killed")
-        print("kill and resume:", results["kill_and_resume"])
+        if not args.inference_only:
+            results.update(batch_prediction(runs, tmp, paths, listing, args))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")

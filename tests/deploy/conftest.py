@@ -17,6 +17,9 @@ KNOBS = {
     "renet": ["model.embed_dim=8", "model.hidden_size=8"],
     "reseg": ["model.width=4", "model.hidden_size=8"],
     "unet-renet": ["model.width=4", "model.depth=2", "model.context=renet"],
+    # ImageNet-pretrained encoders: size-dependent SAME padding must export with dynamic H, W.
+    "lightseg-lite0": ["model.width=8", "model.encoder=efficientnet_lite0"],
+    "reseg-lite0": ["model.width=4", "model.hidden_size=8", "model.encoder=efficientnet_lite0"],
 }
 
 

@@ -104,6 +104,17 @@ def test_two_processes_match_one(data, tmp_path):
     assert_same_run(ddp, out / "one")
 
 
+def test_pretrained_encoder_two_processes_match_one(data, tmp_path):
+    """Frozen encoder BatchNorm uses ImageNet's statistics, not the batch's: DDP's halves of the
+    batch then train exactly like the whole, with the encoder at its own lr."""
+    out, extra = tmp_path / "runs", ["model.encoder=efficientnet_lite0", "train.epochs=1"]
+    torchrun("--data", str(data), "--out-dir", str(out), "--name", "ddp", *ARGS, *extra)
+    single(data, out, "one", extra=extra)
+    assert_same_run(out / "ddp", out / "one")
+    side = json.loads((out / "ddp" / "checkpoints" / "last.json").read_text())
+    assert side["pretrained"]["encoder"] == "efficientnet_lite0"
+
+
 EXIT_SCRIPT = """
 import os, sys, time
 import torch

@@ -42,11 +42,27 @@ CASES = [(e.name, TINY.get(e.name, {})) for e in list_models()] + [
     ("lightseg", {**TINY["lightseg"], "decoder_stride": 2}),
     ("deeplab", {**TINY["deeplab"], "decoder_stride": 1}),
     ("lightseg", {**TINY["lightseg"], "decoder_stride": 1}),
+    # Every decoder over a pretrained encoder (random weights here; loading has its own tests).
+    ("unet", {"width": 4, "encoder": "efficientnet_lite0", "pretrained": "none"}),
+    ("deeplab", {**TINY["deeplab"], "encoder": "efficientnet_lite0", "pretrained": "none"}),
+    ("lightseg", {**TINY["lightseg"], "encoder": "efficientnet_lite0", "pretrained": "none"}),
+    ("reseg", {**TINY["reseg"], "encoder": "efficientnet_lite0", "pretrained": "none"}),
+    (
+        "deeplab",
+        {
+            **TINY["deeplab"],
+            "encoder": "efficientnet_lite0",
+            "pretrained": "none",
+            "output_stride": 8,
+        },
+    ),
 ]
 IDS = [
     name
     + "".join(
-        f"-{k}={v}" for k, v in kn.items() if k in ("context", "cell", "decoder_stride", "upsample")
+        f"-{k}={v}"
+        for k, v in kn.items()
+        if k in ("context", "cell", "decoder_stride", "upsample", "encoder", "output_stride")
     )
     for name, kn in CASES
 ]

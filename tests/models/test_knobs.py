@@ -167,5 +167,5 @@ def test_cli_summary_lists_given_knobs_then_the_declared_defaults(capsys):
     assert first == (
         "model: reseg  width=4 hidden_size=8 num_layers=1  "
         "(defaults: depth=2 kernel_size=3 activation=relu norm=batch cell=gru encoder=native "
-            "pretrained=imagenet)"
+        "pretrained=imagenet)"
     )

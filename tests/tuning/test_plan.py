@@ -11,6 +11,7 @@ from PIL import Image
 
 from pixelseg.cli.main import main
 from pixelseg.config import load_config
+from pixelseg.tuning import plan as plan_mod
 from pixelseg.tuning.cost import ModelCost
 from pixelseg.tuning.fingerprint import (
     DatasetFingerprint,
@@ -39,9 +40,26 @@ FAKE_S_PER_MPIX = {
 }
 
 
-def fake_costs(model: str, knobs: dict) -> ModelCost:
-    s = FAKE_S_PER_MPIX[(model, knobs.get("width"))]
+# lightseg 32 wide over EfficientNet-Lite0, pretrained.
+FAKE_S_PER_MPIX[("lightseg", 32, "efficientnet_lite0")] = 1.5
+
+
+def fake_costs(model: str, knobs: dict, factor: float = 1.0) -> ModelCost:
+    key = (model, knobs.get("width")) + ((knobs["encoder"],) if "encoder" in knobs else ())
+    s = FAKE_S_PER_MPIX[key] * factor
     return ModelCost(model, knobs, s, s / 4, peak_bytes_per_mpix=2e9, data_s_per_image=0.01)
+
+
+@pytest.fixture(autouse=True)
+def scratch_ladder(monkeypatch):
+    """The from-scratch ladder, as on a machine without pretrained weights; the tests of the
+    pretrained rung install them (``with_weights``)."""
+    monkeypatch.setattr(plan_mod, "weights_installed", lambda encoder: False)
+
+
+@pytest.fixture
+def with_weights(monkeypatch):
+    monkeypatch.setattr(plan_mod, "weights_installed", lambda encoder: True)
 
 
 def dataset(n_train=367, n_val=101, hw=(360, 480), lo=None, hi=None, shares=None):
@@ -249,3 +267,36 @@ def test_corruption_strength_follows_the_models_width():
     assert mine.value("augment.corruption_p") == 0.1
     assert mine.value("augment.corruption_p_final") is None  # not scheduled behind your back
     assert not any(o.startswith("augment.corruption_p=") for o in mine.overrides())
+
+
+def test_pretrained_model_is_taken_at_the_largest_scale_that_gives_it_enough_epochs(
+    with_weights,
+):
+    plan = make_plan(dataset(), CPU, fake_costs)
+    assert plan.value("model.name") == "lightseg"
+    assert plan.value("model.encoder") == "efficientnet_lite0"
+    assert plan.value("data.resize") is None  # full resolution: ~17 epochs >= 12
+    assert plan.estimates["epoch_seconds"] > 60  # judged by epochs, not the 60 s target
+    reason = next(c.reason for c in plan.choices if c.key == "model.name")
+    assert "pretrained encoder" in reason and ">= the 12" in reason
+    # A 10-minute budget: the epochs come from a smaller scale, not from a weaker model.
+    short = make_plan(dataset(), CPU, fake_costs, {"train.time_budget_minutes": 10})
+    assert short.value("model.encoder") == "efficientnet_lite0"
+    assert short.value("data.resize") is not None and short.value("data.resize")[0] < 360
+
+
+def test_the_choice_does_not_flip_on_timing_noise(with_weights):
+    """The same choice with every timing 5% faster or slower."""
+    plans = [
+        make_plan(dataset(), CPU, lambda m, k, f=f: fake_costs(m, k, f)) for f in (0.95, 1, 1.05)
+    ]
+    picked = {
+        (p.value("model.name"), p.value("model.encoder"), str(p.value("data.resize")))
+        for p in plans
+    }
+    assert len(picked) == 1
+
+
+def test_without_weights_the_ladder_is_from_scratch():
+    plan = make_plan(dataset(), CPU, fake_costs)
+    assert "model.encoder" not in {c.key for c in plan.choices}

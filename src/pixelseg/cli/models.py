@@ -1,5 +1,6 @@
 """``pixelseg models``: every registered model with its family, description and knobs (each
-knob's default, type, valid values and help, as the model declares it)."""
+knob's default, type, valid values and help, as the model declares it), then the encoders a
+model can take (``model.encoder``) and whether their ImageNet weights are installed."""
 
 from __future__ import annotations
 
@@ -17,12 +18,47 @@ ORDER = 70
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--encoders",
+        action="store_true",
+        help="only the encoders (parameters, strides, channels, weights installed)",
+    )
+
+
+def encoder_rows() -> list[dict]:
+    """Each encoder with its parameters, feature strides and channels, and whether its ImageNet
+    weights are installed (and how to install them when not)."""
+    from ..models.encoders import ENCODERS, build_encoder
+    from ..models.encoders.pretrained import weights_installed
+
+    rows = []
+    for name, entry in ENCODERS.items():
+        enc = build_encoder(name, "none")
+        installed = weights_installed(name)
+        rows.append(
+            {
+                "name": name,
+                "description": entry.description,
+                "parameters": sum(p.numel() for p in enc.parameters()),
+                "strides": list(enc.strides),
+                "channels": list(enc.channels),
+                "weights_installed": installed,
+                "install": None if installed else entry.weights.pip_command(),
+            }
+        )
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
     from ..models import list_models
 
     entries = list_models()
+    if args.encoders:
+        if args.json:
+            print(json.dumps(encoder_rows(), indent=2))
+        else:
+            print_encoders(encoder_rows())
+        return 0
     if args.json:
         data = [
             {
@@ -53,8 +89,22 @@ def run(args: argparse.Namespace) -> int:
         width = max((len(k.name) + len(show_value(k.default)) + 1 for k in e.declared), default=0)
         for k in e.declared:
             print(f"    {k.name + '=' + show_value(k.default):<{width}}  {k.help} ({_valid(k)})")
+    print()
+    print_encoders(encoder_rows())
     print("\nSet a knob with model.<knob>=value (train, tune) or <knob>=value (summary).")
     return 0
+
+
+def print_encoders(encoders: list[dict]) -> None:
+    print("encoders (model.encoder=NAME; native: the model's own, trained from scratch)")
+    for r in encoders:
+        weights = "ImageNet weights installed" if r["weights_installed"] else r["install"]
+        print(
+            f"  {r['name']}  {r['parameters'] / 1e6:.2f}M params, strides "
+            f"{','.join(map(str, r['strides']))}, channels {','.join(map(str, r['channels']))}; "
+            f"{weights}"
+        )
+        print(f"      {r['description']}")
 
 
 def _valid(knob: Knob) -> str:

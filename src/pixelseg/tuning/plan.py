@@ -8,7 +8,15 @@ batch size you fix is the one the epoch estimate uses).
 
 How the choices are made (nnU-Net's idea, with a time budget instead of a GPU-memory one):
 
-1. Time: an epoch should take about ``Targets.epoch_seconds`` (a minute) here. Candidate models
+1. Time. First, when ImageNet weights are installed (lite0's come with pixelseg), a pretrained
+   candidate: lightseg 32 wide over EfficientNet-Lite0. It is judged by epochs, not by the
+   epoch time: it is taken at the largest scale where the budget gives it at least
+   ``PRETRAINED_MIN_EPOCHS`` epochs, because fine-tuning converges in far fewer epochs than
+   learning features from scratch, and on CamVid it beats every from-scratch rung by several
+   points (docs/results.md). The margin matters: at full CamVid size it gets ~16 epochs from
+   30 minutes against the 12 it needs, so 5% of timing noise cannot flip the choice.
+   Otherwise (no weights, or a budget too short at every scale): an epoch should take about
+   ``Targets.epoch_seconds`` (a minute) here. Candidate models
    are timed on random tensors (``cost.py``), from the most capable down (CPU: U-Net width 32,
    width 16, then the lightweight CNN 24 and 16 wide; GPU: U-Net width 64, 32, lightweight), at
    full resolution first, then at 3/4, 1/2, 3/8, 1/4 of it (never below 128 px on the short
@@ -70,6 +78,7 @@ from ..engine.loaders import loader_workers
 from ..errors import PixelsegError
 from ..files import atomic_write_text
 from ..models import get_entry, list_models
+from ..models.encoders.pretrained import weights_installed
 from .cost import ModelCost, measure_data_cost, measure_model_cost
 from .fingerprint import (
     DatasetFingerprint,
@@ -79,16 +88,38 @@ from .fingerprint import (
 )
 from .space import format_value
 
-CPU_LADDER: list[tuple[str, dict]] = [
-    ("unet", {"width": 32}),
-    ("unet", {"width": 16}),
-    ("lightseg", {"width": 24}),
-    ("lightseg", {"width": 16}),
+
+@dataclass(frozen=True)
+class Rung:
+    """One candidate of a ladder. A from-scratch model must fit ``Targets.epoch_seconds`` per
+    epoch; a pretrained one (``encoder`` set) is judged by epochs alone: it must get at least
+    ``min_epochs`` from the budget. ``min_epochs`` None: ``Targets.min_epochs``."""
+
+    model: str
+    knobs: dict
+    min_epochs: int | None = None
+
+    @property
+    def encoder(self) -> str | None:
+        encoder = self.knobs.get("encoder", "native")
+        return None if encoder == "native" else encoder
+
+
+# A pretrained encoder needs far fewer epochs than a model that learns its features from
+# scratch: on CamVid lightseg over EfficientNet-Lite0 reached its val plateau within ~12
+# epochs of fine-tuning (docs/results.md), while from scratch 30 were the fewest worth taking.
+PRETRAINED_MIN_EPOCHS = 12
+CPU_LADDER: list[Rung] = [
+    Rung("lightseg", {"encoder": "efficientnet_lite0", "width": 32}, PRETRAINED_MIN_EPOCHS),
+    Rung("unet", {"width": 32}),
+    Rung("unet", {"width": 16}),
+    Rung("lightseg", {"width": 24}),
+    Rung("lightseg", {"width": 16}),
 ]
-GPU_LADDER: list[tuple[str, dict]] = [
-    ("unet", {"width": 64}),
-    ("unet", {"width": 32}),
-    ("lightseg", {"width": 32}),
+GPU_LADDER: list[Rung] = [
+    Rung("unet", {"width": 64}),
+    Rung("unet", {"width": 32}),
+    Rung("lightseg", {"width": 32}),
 ]
 SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
 CPU_BATCH_PIXELS = 768_000  # ~4 CamVid images (360x480) per batch
@@ -272,6 +303,7 @@ class _Option:
     batch: int
     batch_reason: str
     epoch_s: float
+    reason: str = ""  # why the ladder took it, when a rule other than the epoch time did
 
     def label(self) -> str:
         knobs = ",".join(f"{k}={v}" for k, v in self.knobs.items())
@@ -329,33 +361,49 @@ def search_options(
 ) -> tuple[_Option, list[_Option], str]:
     """The first (scale, model) that fits the epoch budget, every option tried, geometry reason."""
     registered = {e.name for e in list_models()}
-    ladder = [c for c in (GPU_LADDER if hw.is_gpu else CPU_LADDER) if c[0] in registered]
+    ladder = [
+        r
+        for r in (GPU_LADDER if hw.is_gpu else CPU_LADDER)
+        if r.model in registered and (r.encoder is None or weights_installed(r.encoder))
+    ]
     if "model.name" in fixed:  # `pixelseg plan ... model.name=X`: plan around the user's model
         knobs = {
             k[len("model.") :]: v
             for k, v in fixed.items()
             if k.startswith("model.") and k != "model.name"
         }
-        ladder = [(fixed["model.name"], knobs)]
+        ladder = [Rung(fixed["model.name"], knobs)]
+        if ladder[0].encoder and knobs.get("pretrained") != "none":
+            ladder = [Rung(fixed["model.name"], knobs, PRETRAINED_MIN_EPOCHS)]
     elif not ladder:
-        ladder = [(sorted(registered)[0], {})]
+        ladder = [Rung(sorted(registered)[0], {})]
     tried: list[_Option] = []
     geo_reason = ""
     total_s = targets.total_seconds(hw)
     for scale in _scales(ds, targets, fixed):
         resize, crop, train_hw, val_hw, geo_reason = _geometry(ds, hw, scale, fixed)
         fitting: list[_Option] = []
-        for model, knobs in ladder:
-            cost = cost_fn(model, knobs)
+        for rung in ladder:
+            cost = cost_fn(rung.model, rung.knobs)
             if "train.batch_size" in fixed:
                 batch, breason = int(fixed["train.batch_size"]), "yours"
             else:
                 batch, breason = choose_batch(cost, train_hw, ds.n_train, hw)
             sec = cost.epoch_seconds(ds.n_train, train_hw, ds.n_val, val_hw, batch)
-            opt = _Option(model, knobs, scale, train_hw, val_hw, resize, crop, batch, breason, sec)
+            opt = _Option(
+                rung.model, rung.knobs, scale, train_hw, val_hw, resize, crop, batch, breason, sec
+            )
             tried.append(opt)
-            if sec <= targets.epoch_seconds:
-                if total_s / max(sec, 1e-3) >= targets.min_epochs:
+            epochs = total_s / max(sec, 1e-3)
+            if rung.min_epochs is not None:  # pretrained: judged by the epochs it gets
+                if epochs >= rung.min_epochs:
+                    opt.reason = (
+                        f"pretrained encoder: the budget gives it ~{epochs:.0f} epochs at x"
+                        f"{scale:g}, >= the {rung.min_epochs} that fine-tuning needs"
+                    )
+                    return opt, tried, geo_reason
+            elif sec <= targets.epoch_seconds:
+                if epochs >= targets.min_epochs:
                     return opt, tried, geo_reason
                 fitting.append(opt)
         if fitting:  # a short budget: the lightest model that fits, for the most epochs
@@ -390,7 +438,7 @@ def make_plan(
             choices.append(Choice(key, value, reason))
 
     h, w = ds.median_hw
-    fits = best.epoch_s <= targets.epoch_seconds
+    fits = best.epoch_s <= targets.epoch_seconds or bool(best.reason)
     if best.resize:
         add("data.resize", best.resize, geo_reason or f"downscaled x{best.scale:g}")
     else:
@@ -482,6 +530,8 @@ def _model_reason(best: _Option, tried: list[_Option], targets: Targets, fits: b
     text = f"per epoch, timed: {', '.join(parts)}"
     if others:
         text += f" (at x{best.scale:g}; larger scales did not fit)"
+    if best.reason:
+        return f"{best.reason}; {text}"
     if fits and any(
         o.epoch_s > best.epoch_s and o.epoch_s <= targets.epoch_seconds for o in at_scale
     ):
