@@ -38,6 +38,9 @@ def test_every_model_exports_with_parity(key, trained_run, deploy_scenes, tmp_pa
     assert meta["model"]["name"] == key.split("-")[0]
     assert meta["classes"] == json.loads((run / "checkpoints" / "best.json").read_text())["classes"]
     assert meta["normalization_in_graph"] and meta["exporter"] == result.exporter
+    if "lite0" in key:  # the encoder's own normalisation, and where its weights came from
+        assert meta["normalization"]["std"][0] * 255 == pytest.approx(128)
+        assert meta["pretrained"]["encoder"] == "efficientnet_lite0"
     # An image of another size than either parity check: same probabilities, same classes.
     image = read_image(list_images(deploy_scenes / "test" / "images")[0])[:31, :37]
     a, b = onnx_pred.predict_proba(image), torch_pred.predict_proba(image)

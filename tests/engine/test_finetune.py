@@ -111,3 +111,17 @@ def test_resume_needs_no_weights_file_and_keeps_the_record(pretrained_run, monke
     result = resume(pretrained_run.run_dir, ["train.epochs=3"], progress=False, log=lambda *a: None)
     side = json.loads((result.run_dir / "checkpoints" / "last.json").read_text())
     assert side["epoch"] == 3 and side["pretrained"]["encoder"] == "efficientnet_lite0"
+
+
+def test_predictor_feeds_the_model_the_encoder_s_normalisation(pretrained_run):
+    import numpy as np
+
+    import pixelseg
+
+    predictor = pixelseg.load(pretrained_run.run_dir, device="cpu")
+    image = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    model, _ = load_checkpoint(pretrained_run.run_dir)
+    x = (torch.from_numpy(image).permute(2, 0, 1)[None].float() - 127) / 128
+    with torch.no_grad():
+        want = model.eval()(x).softmax(1)[0].numpy()
+    np.testing.assert_allclose(predictor.predict_proba(image), want, atol=1e-5)

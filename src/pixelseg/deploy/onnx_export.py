@@ -276,6 +276,7 @@ def export_onnx(
                     "classes": meta.classes,
                     "normalization": normalizer.to_dict(),
                     "normalization_in_graph": True,
+                    "pretrained": meta.pretrained,  # the encoder's starting weights, if any
                     "input": "image: float32 (N, 3, H, W), RGB 0-255",
                     "output": "logits: float32 (N, C, H, W)",
                     "resize": list(meta.resize) if meta.resize else None,

@@ -198,7 +198,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "classes": self.classes.to_dict(),
             "normalization": self.normalizer.to_dict(),
-            "pretrained": self.pretrained,
+            **({"pretrained": self.pretrained} if self.pretrained else {}),
             "resize": self.cfg.data.resize,
             "lr_scale": self.guard.lr_scale,
             "metrics": {k: v for k, v in row.items() if k != "epoch"},
