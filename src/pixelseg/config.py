@@ -103,7 +103,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads per process; 0 = the cores we were given / local processes
     # Fine-tuning a pretrained encoder (model.encoder=..., engine/finetune.py); no effect on a
     # model without one.
-    encoder_lr_scale: float = 0.1  # the encoder's share of train.lr
+    encoder_lr_scale: float = 0.3  # the encoder's share of train.lr
     freeze_encoder_epochs: int = 0  # epochs with the encoder's lr at 0 (the decoder settles)
     encoder_bn: str = "frozen"  # frozen: ImageNet BatchNorm statistics kept; train: updated
 

@@ -1,13 +1,17 @@
 """Fine-tuning a pretrained encoder: what differs from training a model from scratch.
 
-Three rules, each a ``train.*`` key (defaults measured on CamVid, see docs/results.md):
-- ``train.encoder_lr_scale``: the encoder learns at this fraction of ``train.lr``. At the full
-  rate Adam's first steps, driven by a random decoder, wash out what ImageNet taught.
-- ``train.freeze_encoder_epochs``: the encoder's learning rate is 0 for the first epochs, so
-  the decoder can settle on fixed features first.
+Three rules, each a ``train.*`` key, with defaults measured on CamVid val (lightseg 32 wide
+over Lite0, 180x240, batch 8, 5-minute runs, one seed; docs/pretrained.md):
 - ``train.encoder_bn``: ``frozen`` keeps the encoder's BatchNorm statistics at ImageNet's
-  (its layers stay in eval mode; their scale and shift still learn), which a CPU's batches of
-  2-8 images estimate badly; ``train`` updates them like the rest of the model.
+  (its layers stay in eval mode; their scale and shift still learn), which a CPU's small
+  batches estimate badly; ``train`` updates them like the rest of the model. Measured: 0.573
+  frozen against 0.529 updated, the largest effect of the three.
+- ``train.encoder_lr_scale``: the encoder learns at this fraction of ``train.lr``. With frozen
+  statistics 0.1, 0.3 and 1.0 gave 0.573, 0.580 and 0.587: 0.3 is within noise of the best
+  and moves the ImageNet features less, which matters most on small datasets.
+- ``train.freeze_encoder_epochs``: the encoder's learning rate is 0 for the first epochs, so
+  the decoder can settle on fixed features first. Measured: 2 frozen epochs gave 0.571, no
+  gain, so the default is 0.
 And one for every model: with ``train.weight_decay`` > 0, norms and biases are not decayed
 (decaying a BatchNorm scale only fights the normalisation it follows).
 
