@@ -206,3 +206,12 @@ def test_native_takes_no_weights_file_and_pretrained_needs_rgb():
 def test_every_encoder_is_registered_with_a_weights_source():
     assert set(ENCODERS) == {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"}
     assert all(e.weights is not None for e in ENCODERS.values())
+
+
+def test_bn_momentum_is_the_weights_own_only_when_they_are_loaded():
+    """0.01 (TensorFlow's) with pretrained weights; PyTorch's 0.1 from random ones, whose
+    running statistics must keep up with a few hundred steps."""
+    for pretrained, momentum in (("imagenet", 0.01), ("none", 0.1)):
+        enc = build_encoder("efficientnet_lite0", pretrained)
+        bns = [m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert bns and all(m.momentum == momentum and m.eps == 1e-3 for m in bns)
