@@ -20,14 +20,6 @@ from pixelseg.models.encoders.pretrained import imagenet_weights_file
 LITE0_CHANNELS = (16, 24, 40, 112, 320)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize(
     "name,channels",
     [
