@@ -300,3 +300,11 @@ def test_the_choice_does_not_flip_on_timing_noise(with_weights):
 def test_without_weights_the_ladder_is_from_scratch():
     plan = make_plan(dataset(), CPU, fake_costs)
     assert "model.encoder" not in {c.key for c in plan.choices}
+
+
+def test_a_model_you_name_with_a_pretrained_encoder_is_sized_by_its_epochs(with_weights):
+    fixed = {"model.name": "lightseg", "model.encoder": "efficientnet_lite0", "model.width": 32}
+    plan = make_plan(dataset(), CPU, fake_costs, fixed)
+    assert plan.value("data.resize") is None  # ~17 epochs at full size: enough to fine-tune
+    scratch = make_plan(dataset(), CPU, fake_costs, {**fixed, "model.pretrained": "none"})
+    assert scratch.value("data.resize") is not None  # from scratch: the 60 s epoch rule

@@ -373,9 +373,10 @@ def search_options(
             for k, v in fixed.items()
             if k.startswith("model.") and k != "model.name"
         }
-        ladder = [Rung(fixed["model.name"], knobs)]
-        if ladder[0].encoder and knobs.get("pretrained") != "none":
-            ladder = [Rung(fixed["model.name"], knobs, PRETRAINED_MIN_EPOCHS)]
+        pretrained = (
+            knobs.get("encoder", "native") != "native" and knobs.get("pretrained") != "none"
+        )
+        ladder = [Rung(fixed["model.name"], knobs, PRETRAINED_MIN_EPOCHS if pretrained else None)]
     elif not ladder:
         ladder = [Rung(sorted(registered)[0], {})]
     tried: list[_Option] = []
