@@ -18,6 +18,8 @@ import yaml
 from .errors import PixelsegError
 from .files import read_yaml_mapping  # re-exported: part of this module's API before
 
+TRACKERS = ("tensorboard", "mlflow")  # what train.track may name
+
 
 @dataclass
 class DataConfig:
@@ -106,6 +108,8 @@ class TrainConfig:
     encoder_lr_scale: float = 0.3  # the encoder's share of train.lr
     freeze_encoder_epochs: int = 0  # epochs with the encoder's lr at 0 (the decoder settles)
     encoder_bn: str = "frozen"  # frozen: ImageNet BatchNorm statistics kept; train: updated
+    # Experiment tracking (engine/tracking.py): any of TRACKERS, e.g. [tensorboard, mlflow].
+    track: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -335,6 +339,11 @@ def _validate_train_engine(t: TrainConfig) -> None:
         raise PixelsegError(
             f"train.freeze_encoder_epochs: must be >= 0, got {t.freeze_encoder_epochs}"
         )
+    for name in t.track:
+        if name not in TRACKERS:
+            raise PixelsegError(
+                f"train.track: unknown tracker {name!r}; choose from {', '.join(TRACKERS)}"
+            )
     if t.encoder_bn not in ("frozen", "train"):
         raise PixelsegError(f"train.encoder_bn: expected frozen or train, got {t.encoder_bn!r}")
     if t.max_steps_per_epoch is not None and t.max_steps_per_epoch < 1:

@@ -11,6 +11,8 @@ asks a ``RunFolder`` for the path instead of spelling it.
                 robustness/          robustness.json, consistency.json, robustness.png
                 predictions/         the demo's predictions of held-out scenes
                 export/model.onnx    ``pixelseg export``'s default output
+                tensorboard/         event files of ``train.track=[tensorboard]``
+                tracking.json        the MLflow run of ``train.track=[mlflow]``
 
 >>> run = RunFolder("runs/demo")
 >>> run.best.as_posix(), run.eval_result("val").as_posix()
@@ -125,6 +127,14 @@ class RunFolder:
     @property
     def onnx(self) -> Path:
         return self.path / "export" / "model.onnx"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def tracking(self) -> Path:
+        return self.path / "tracking.json"
 
 
 __all__ = ["REPORT_NAME", "RunFolder"]

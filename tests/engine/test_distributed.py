@@ -9,6 +9,7 @@ not padded: a duplicated image would change the metrics.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -91,11 +92,15 @@ def assert_same_run(a, b):
 
 def test_two_processes_match_one(data, tmp_path):
     out = tmp_path / "runs"
-    proc = torchrun("--data", str(data), "--out-dir", str(out), "--name", "ddp", *ARGS)
+    proc = torchrun(
+        "--data", str(data), "--out-dir", str(out), "--name", "ddp", "--track", "tensorboard", *ARGS
+    )
     assert "2 process(es)" in proc.stdout and proc.stdout.count("run folder:") == 1
     ddp = out / "ddp"
     single(data, out, "one")
-    assert_same_run(ddp, out / "one")
+    assert_same_run(ddp, out / "one")  # tracking (rank 0 draws examples) changes nothing
+    if importlib.util.find_spec("tensorboard"):
+        assert len(list((ddp / "tensorboard").glob("events.*"))) == 1  # rank 0 only
     assert sorted(p.name for p in out.iterdir()) == ["ddp", "one"]
 
     # Resume both to a third epoch: still the same run.

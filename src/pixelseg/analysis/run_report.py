@@ -12,6 +12,7 @@ import torch
 from ..data.formats import open_split
 from ..engine.checkpoint import load_checkpoint
 from ..engine.predictor import Predictor
+from ..engine.tracking import log_artifacts
 from ..errors import PixelsegError
 from ..files import atomic_write_text
 from ..metrics import ConfusionMatrix
@@ -147,4 +148,5 @@ def finish_run(run_dir: str | Path, log=print, progress: bool = False) -> Path:
     )
     report = build_run_report(run_dir)
     log(f"report: {report}")
+    log_artifacts(run_dir, [report])  # to the run's MLflow run, when it tracks to one
     return report

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from ..analysis.training import train_and_report
+from ..config import TRACKERS
 from ..engine.distributed import finish_process
 from ._common import flag_overrides
 
@@ -36,6 +37,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--skip-bad", action="store_true", help="train without bad samples (listed in the run)"
     )
+    p.add_argument(
+        "--track",
+        action="append",
+        choices=TRACKERS,
+        help="watch the run in TensorBoard (event files in the run folder) or MLflow "
+        "(MLFLOW_TRACKING_URI); give it twice for both (sets train.track)",
+    )
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
     p.add_argument(
         "--seeds",
@@ -62,6 +70,8 @@ def cli_overrides(args: argparse.Namespace) -> list[str]:
         pairs.append("train.deterministic=true")
     if args.skip_bad:
         pairs.append("data.skip_bad=true")
+    if args.track:
+        pairs.append(f"train.track=[{', '.join(dict.fromkeys(args.track))}]")
     return pairs + list(args.overrides)
 
 

@@ -19,20 +19,9 @@ from ..analysis.instances import (
     uncertainty_to_image,
 )
 from ..data.imageio import encode_png
+from ..data.overlay import overlay
 from ..data.sample import ClassTable
 from ..files import atomic_write_bytes
-
-
-def colourise(class_map: np.ndarray, colours: list[tuple[int, int, int]]) -> np.ndarray:
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[: len(colours)] = np.array(colours, dtype=np.uint8)
-    return lut[class_map.clip(0, 255)]
-
-
-def overlay(image: np.ndarray, class_map: np.ndarray, colours, alpha: float = 0.5) -> np.ndarray:
-    """Blend class colours over the image (class 0 included, so background is tinted too)."""
-    blended = image.astype(np.float32) * (1 - alpha) + colourise(class_map, colours) * alpha
-    return blended.clip(0, 255).astype(np.uint8)
 
 
 @dataclass

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
+from ..data.overlay import colourise, overlay  # noqa: F401 (re-exported: part of the public API)
 from ..engine.predictor import Predictor
-from .outputs import colourise, overlay  # noqa: F401 (re-exported: part of the public API)
 
 
 class PixelValues:

@@ -58,6 +58,7 @@ from .run_folder import (
     write_epoch,
 )
 from .schedule import lr_factor
+from .tracking import Tracking, check_trackers
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Trainer:
         self.timer = None
 
         # 1. Everything that reads the user's input, before any file is written.
+        check_trackers(t.track)
         self.train_source, self.val_source, self.classes = open_train_val(cfg.data)
         # A final pass (data.train_split=train+val) trains on val: its scores then measure
         # fit, not generalisation, so the last epoch is kept as best instead.
@@ -190,6 +192,15 @@ class Trainer:
             )
         else:
             self.run_dir = create_run_folder(cfg, self.dist, self.skipped)
+        self.tracking = Tracking(
+            t.track if self.dist.is_main else (),
+            self.run_dir,
+            cfg,
+            self.classes,
+            self.val_source,
+            self.start_epoch,
+            self.log,
+        )
 
     def _meta(self, epoch: int, row: dict) -> dict:
         return {
@@ -387,6 +398,24 @@ class Trainer:
                 f"time budget {t.time_budget_minutes:g} min: {self.planned_epochs} epochs to "
                 "start with, re-fitted to the measured epoch time after each epoch"
             )
+        try:
+            stop_reason = self._epochs(eval_model, stop_reason)
+        except BaseException as e:
+            self.tracking.close("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            raise
+        self.tracking.close()
+        return TrainResult(
+            self.run_dir,
+            self.best_miou,
+            self.best_epoch,
+            self.history,
+            time.time() - t0,
+            stop_reason,
+        )
+
+    def _epochs(self, eval_model: nn.Module, stop_reason: str) -> str:
+        """Train, validate, log and checkpoint each epoch; returns why training stopped."""
+        t = self.cfg.train
         epoch = self.start_epoch
         while epoch <= self.planned_epochs:
             te = time.time()
@@ -443,6 +472,7 @@ class Trainer:
                     self.ema.module if self.ema else None,
                     improved,
                 )
+                self.tracking.log_epoch(row, eval_model, self.normalizer, self.device)
             if self.on_epoch is not None:
                 self.on_epoch(row)
             if stop_reason != "completed":
@@ -451,14 +481,7 @@ class Trainer:
             if self.budget is not None:
                 self._refit_epochs(epoch, time.time() - te, val_seconds)
             epoch += 1
-        return TrainResult(
-            self.run_dir,
-            self.best_miou,
-            self.best_epoch,
-            self.history,
-            time.time() - t0,
-            stop_reason,
-        )
+        return stop_reason
 
 
 def train(
