@@ -67,6 +67,12 @@ def test_demo_trains_evaluates_and_predicts(demo_result):
     assert r.predicted == 8 and len(list(r.predictions.glob("*_mask.png"))) == 8
     assert (r.predictions / "predictions.json").is_file()
     assert f"val mIoU {r.metrics.result.scores.mean_iou:.4f}" in r.summary()
+    # Where the time went: every phase, in order, adding up to the whole.
+    assert list(r.phases) == ["scenes", "set-up", "training", "evaluation + report", "predictions"]
+    assert min(r.phases.values()) >= 0 and sum(r.phases.values()) == pytest.approx(
+        r.seconds, abs=0.5
+    )
+    assert "training" in r.summary().splitlines()[1]
 
 
 def test_serve_runs_uvicorn_on_the_app_of_the_model(demo_result, monkeypatch):

@@ -57,12 +57,17 @@ class DemoResult:
     predictions: Path
     predicted: int  # held-out scenes segmented
     seconds: float
+    phases: dict[str, float]  # where the time went: phase -> seconds
+
+    def time_breakdown(self) -> str:
+        return "  ".join(f"{name} {sec:.0f}s" for name, sec in self.phases.items())
 
     def summary(self) -> str:
         miou = self.metrics.result.scores.mean_iou
         return "\n".join(
             [
                 f"demo finished in {self.seconds:.0f}s: val mIoU {miou:.4f}",
+                f"  time         {self.time_breakdown()}",
                 f"  data         {self.data}",
                 f"  run          {self.run_dir}  (config.yaml, metrics.jsonl, checkpoints/)",
                 f"  evaluation   {self.eval_path}",
@@ -89,6 +94,7 @@ def demo(
     >>> print(result.summary())                                      # doctest: +SKIP
     """
     t0 = time.time()
+    clock = _PhaseClock()
     out = Path(out_dir)
     counts = {**DEMO_COUNTS, "train": train_images}
     # The scenes are deterministic: generate once per size and count.
@@ -96,11 +102,15 @@ def demo(
     if not (data / "classes.yaml").is_file():
         log(f"generating {sum(counts.values())} scenes ({size[0]}x{size[1]}) in {data}")
         write_scenes(data, counts, size, seed=0, progress=progress)
+    clock.lap("scenes")
     run_overrides = DEMO_OVERRIDES + [f"data.root={data}", f"out_dir={out / 'runs'}"]
     if epochs:
         run_overrides.append(f"train.epochs={epochs}")
     cfg = load_config(overrides=run_overrides + list(overrides))
     result = train(cfg, progress=progress)
+    epochs_seconds = sum(row.get("time_s", 0.0) for row in result.history)
+    clock.lap("training")
+    clock.split("training", {"set-up": clock.phases["training"] - epochs_seconds})
 
     log("\nevaluating the best checkpoint on the validation scenes")
     report = finish_run(result.run_dir, log=lambda _: None, progress=progress)
@@ -108,10 +118,12 @@ def demo(
     eval_path = run.eval_result("val")
     metrics = read_eval(eval_path)
     log(format_eval(metrics))
+    clock.lap("evaluation + report")
 
     pred_dir = run.predictions
     test_images = [str(p) for p in list_images(data / "test" / "images")]
     summary = predict_images(result.run_dir, test_images, pred_dir, progress=progress)
+    clock.lap("predictions")
     return DemoResult(
         data=data,
         run_dir=Path(result.run_dir),
@@ -121,4 +133,24 @@ def demo(
         predictions=pred_dir,
         predicted=len(summary.records),
         seconds=time.time() - t0,
+        phases=clock.phases,
     )
+
+
+class _PhaseClock:
+    """Seconds per phase of the demo, in order (a phase may be split into named parts)."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.time()
+
+    def lap(self, name: str) -> None:
+        now = time.time()
+        self.phases[name] = now - self._last
+        self._last = now
+
+    def split(self, name: str, parts: dict[str, float]) -> None:
+        """Move ``parts`` out of phase ``name`` (kept in order, just before it)."""
+        rest = self.phases.pop(name) - sum(parts.values())
+        self.phases.update(parts)
+        self.phases[name] = rest

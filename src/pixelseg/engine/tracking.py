@@ -132,6 +132,9 @@ class _TensorBoard:
             yaml_text = "\n".join("    " + line for line in cfg.to_yaml().splitlines())
             self.writer.add_text("config", yaml_text, 0)  # indented: rendered as code
 
+    def where(self) -> str:
+        return f"TensorBoard event files in {self.writer.log_dir} (tensorboard --logdir DIR)"
+
     def log_epoch(self, row: dict, panels: list[np.ndarray]) -> None:
         epoch = row["epoch"]
         for key, value in row.items():
@@ -179,6 +182,9 @@ class _MLflow:
             self.client.log_batch(self.run_id, params=params[i : i + 100])
         state["mlflow"] = {"tracking_uri": self.uri, "run_id": self.run_id}
 
+    def where(self) -> str:
+        return f"MLflow run {self.run_id} at {self.uri}"
+
     def log_epoch(self, row: dict, panels: list[np.ndarray]) -> None:
         from mlflow.entities import Metric
 
@@ -225,6 +231,8 @@ class Tracking:
                 self.trackers.append(_MLflow(self.run, cfg, state))
         if "mlflow" in state:
             atomic_write_text(self.run.tracking, json.dumps(state, indent=1) + "\n")
+        for tracker in self.trackers:
+            log(f"tracking: {tracker.where()}")
 
     def __bool__(self) -> bool:
         return bool(self.trackers)
