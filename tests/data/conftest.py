@@ -10,8 +10,10 @@ from dataset_builders import (
     build_camvid,
     build_cityscapes,
     build_coco,
+    build_labelme,
     build_mask_folder,
     build_voc,
+    build_yolo,
 )
 from PIL import Image
 
@@ -40,6 +42,16 @@ def coco_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def mask_folder_root(tmp_path: Path) -> Path:
     return build_mask_folder(tmp_path / "maskfolder")
+
+
+@pytest.fixture
+def labelme_root(tmp_path: Path) -> Path:
+    return build_labelme(tmp_path / "labelme")
+
+
+@pytest.fixture
+def yolo_root(tmp_path: Path) -> Path:
+    return build_yolo(tmp_path / "yolo")
 
 
 @pytest.fixture(autouse=True)

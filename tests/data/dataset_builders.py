@@ -170,3 +170,52 @@ def build_mask_folder(root: Path) -> Path:
 
 # The shared CamVid copy sits beside the repository: <repo>/../shared/datasets/camvid.
 REAL_CAMVID = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "camvid"
+
+
+# LabelMe and YOLO: the same scene per image, in pixel-corner coordinates on a 32x24 image:
+# road over the bottom half, a car square (pixels 4..11 x 8..15) painted over it, a person disc.
+LABELME_SHAPES = [
+    {"label": "road", "shape_type": "rectangle", "points": [[0, 12], [32, 24]]},
+    {"label": "car", "shape_type": "polygon", "points": [[4, 8], [12, 8], [12, 16], [4, 16]]},
+    {"label": "person", "shape_type": "circle", "points": [[24, 6], [24, 3]]},
+    {"label": "tip", "shape_type": "point", "points": [[1, 1]]},  # no area: skipped
+]
+
+
+def write_labelme(json_path: Path, shapes: list[dict], seed: int = 0) -> Path:
+    image = save_rgb(json_path.with_suffix(".png"), seed=seed)
+    doc = {
+        "version": "5.4.1",
+        "shapes": shapes,
+        "imagePath": image.name,
+        "imageData": None,
+        "imageHeight": H,
+        "imageWidth": W,
+    }
+    json_path.write_text(json.dumps(doc))
+    return json_path
+
+
+def build_labelme(root: Path) -> Path:
+    """train/ and val/ folders of images with same-stem LabelMe JSON beside them."""
+    for split in ("train", "val"):
+        for i in range(2):
+            write_labelme(root / split / f"{split}{i}.json", LABELME_SHAPES, seed=i)
+    return root
+
+
+def build_yolo(root: Path) -> Path:
+    """Ultralytics layout: data.yaml, images/{train,val}, labels/{train,val} (same scene as
+    LabelMe; class 0 is background, so what no polygon covers is background)."""
+    root.mkdir(parents=True)
+    (root / "data.yaml").write_text("names:\n  0: background\n  1: car\n  2: road\n")
+    road = "2 0 0.5 1 0.5 1 1 0 1"
+    car = "1 0.125 0.3333333 0.375 0.3333333 0.375 0.6666667 0.125 0.6666667"
+    lines = f"{road}\n{car}\n"
+    for split in ("train", "val"):
+        for i in range(2):
+            save_rgb(root / "images" / split / f"{split}{i}.png", seed=i)
+            label = root / "labels" / split / f"{split}{i}.txt"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text(lines)
+    return root

@@ -16,13 +16,23 @@ from pixelseg.data.formats import open_split, resolve_format
 from pixelseg.data.preflight import preflight
 from pixelseg.errors import PixelsegError
 
-LAYOUTS = ["camvid_root", "voc_root", "cityscapes_root", "coco_root", "mask_folder_root"]
+LAYOUTS = [
+    "camvid_root",
+    "voc_root",
+    "cityscapes_root",
+    "coco_root",
+    "mask_folder_root",
+    "labelme_root",
+    "yolo_root",
+]
 EXPECTED = {
     "camvid_root": "camvid",
     "voc_root": "voc",
     "cityscapes_root": "cityscapes",
     "coco_root": "coco",
     "mask_folder_root": "mask-folder",
+    "labelme_root": "labelme",
+    "yolo_root": "yolo",
 }
 
 
@@ -38,7 +48,7 @@ def test_each_layout_is_detected_by_exactly_its_reader(layout, request):
 def test_priorities_are_distinct_and_more_specific_than_mask_folder():
     formats.list_formats()
     prios = {f.name: f.priority for f in formats._FORMATS.values()}
-    for name in ("camvid", "voc", "cityscapes", "coco"):
+    for name in ("camvid", "voc", "cityscapes", "coco", "labelme", "yolo"):
         assert prios[name] < prios["mask-folder"]
     assert len(set(prios.values())) == len(prios)
 

@@ -173,7 +173,10 @@ def _mask_size(source, facts: FileFacts, item: Item, level: str, res: ItemReport
     if known is None and sized is None and not item.mask.is_file():
         res.problem(item.image, f"image has no mask (expected {item.mask})")
         return None
-    mask_path = item.image if sized else item.mask
+    # A problem is filed under the file to fix: the label file, unless labels are not one file
+    # per item (COCO's shared JSON: then the image), or the error names the image itself.
+    per_item = sized is None or getattr(source, "label_file_per_item", False)
+    mask_path = item.mask if per_item else item.image
     try:
         if level == "full":
             known = known or facts.mask_facts(item, source.decode_mask, header=sized is None)
@@ -189,6 +192,8 @@ def _mask_size(source, facts: FileFacts, item: Item, level: str, res: ItemReport
         res.problem(e.path, e.message)
         return None
     except PixelsegError as e:
+        if str(e).startswith(f"{item.image}: "):
+            mask_path = item.image
         msg = _strip(str(e), mask_path)
         if sized is None and msg.startswith("mask is a colour (RGB) image"):
             msg = f"{_colour_summary(item.mask)}: {msg}"
