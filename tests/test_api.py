@@ -18,6 +18,7 @@ COMMANDS = {
     "predict": ["predict_images"],
     "export": ["export_onnx"],
     "check_data": ["check_dataset"],
+    "convert": ["convert_dataset"],
     "plan": ["plan_training"],
     "tune": ["run_study", "TuneOptions"],
     "demo": ["demo"],

@@ -17,6 +17,7 @@ from .analysis.seeds import SeedsResult, train_seeds
 from .analysis.training import train_and_report
 from .config import RunConfig, load_config
 from .data.check import check_dataset
+from .data.convert import convert_dataset
 from .deploy.batch import predict_stream
 from .deploy.demo import DemoResult, demo
 from .deploy.onnx_export import export_onnx
@@ -54,6 +55,7 @@ __all__ = [
     "save_eval",
     "build_run_report",
     "check_dataset",
+    "convert_dataset",
     "predict_stream",
     "export_onnx",
     "TuneOptions",

@@ -1,0 +1,1 @@
+"""Dataset writers, one per format: the way out that matches each reader in ``readers/``."""
