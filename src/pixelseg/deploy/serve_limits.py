@@ -21,7 +21,7 @@ class ServeLimits:
     batch_wait_ms: float = 2.0  # how long the batcher waits for a second image
     # The estimated memory of the requests being processed, together; one that cannot fit
     # alone gets 413, the others wait for room.
-    max_memory_mb: int = 1536
+    max_memory_mb: int = 2048
     # Images with more pixels go through the model scaled down to this many (a model trained
     # with data.resize always sees that size); the outputs are at the image's own size. Also
     # the most pixels one forward pass takes when requests are batched.
