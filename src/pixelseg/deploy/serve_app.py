@@ -133,7 +133,7 @@ class MicroBatcher:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(BatcherStopped(repr(e)))
-            raise
+            # Not re-raised: the failure is kept, and /health and every request report it.
 
     def _run_batch(self, batch: list) -> None:
         try:
@@ -460,7 +460,11 @@ def create_app(predictor: Predictor, limits: ServeLimits | None = None) -> FastA
             async with budget.reserve(cost, deadline.remaining()):
                 array = await _decode(data, name)
                 del data
-                x = await run_in_threadpool(model_input, array, work)
+                x = (
+                    array
+                    if array.shape[:2] == work
+                    else await run_in_threadpool(model_input, array, work)
+                )
                 probs = await asyncio.wait_for(
                     asyncio.wrap_future(batcher.submit(x)), deadline.remaining()
                 )
