@@ -52,9 +52,13 @@ class Instance:
 
     @property
     def centroid(self) -> tuple[float, float]:
-        """(x, y) centre of mass in pixels."""
-        ys, xs = np.nonzero(self.mask)
-        return float(xs.mean() + self.bbox[0]), float(ys.mean() + self.bbox[1])
+        """(x, y) centre of mass in pixels (from the row and column counts: the coordinates of
+        every pixel of a large region would be 16 bytes a pixel)."""
+        rows, cols = self.mask.sum(axis=1), self.mask.sum(axis=0)
+        n = int(rows.sum())
+        y = float(np.dot(rows, np.arange(rows.size)) / n)
+        x = float(np.dot(cols, np.arange(cols.size)) / n)
+        return x + self.bbox[0], y + self.bbox[1]
 
 
 def extract_instances(
@@ -63,6 +67,7 @@ def extract_instances(
     min_area: int = 16,
     ignore_classes: Iterable[int] = (0,),
     connectivity: int = 8,
+    confidence: np.ndarray | None = None,
 ) -> list[Instance]:
     """Connected regions of each class in ``class_map`` (H, W), as ``Instance`` objects.
 
@@ -70,6 +75,8 @@ def extract_instances(
     min_area: regions with fewer pixels are dropped (speckle, not objects).
     ignore_classes: class ids that are not objects (background, road, sky...); IGNORE_INDEX is
         always skipped.
+    confidence: optional (H, W) probability of each pixel's own class, instead of ``probs``:
+        the same confidences without a (C, H, W) array (a large image served).
     Instances are ordered by class id, then in raster order of their first pixel; ids are 1..N.
 
     >>> m = np.zeros((6, 6), np.int64); m[1:3, 1:4] = 1; m[4:6, 4:6] = 2
@@ -83,6 +90,8 @@ def extract_instances(
         probs = np.asarray(probs)
         if probs.ndim != 3 or probs.shape[1:] != class_map.shape:
             raise ValueError(f"probs must be (C, {class_map.shape[0]}, {class_map.shape[1]})")
+    if confidence is not None and np.shape(confidence) != class_map.shape:
+        raise ValueError(f"confidence must be {class_map.shape}, got {np.shape(confidence)}")
     if connectivity not in (4, 8):
         raise ValueError("connectivity must be 4 or 8")
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
@@ -95,12 +104,12 @@ def extract_instances(
         labels, count = ndimage.label(class_map == class_id, structure=structure)
         if count == 0:
             continue
-        areas = np.bincount(labels.ravel(), minlength=count + 1)
-        conf_sums = None
-        if probs is not None and class_id < probs.shape[0]:
-            conf_sums = np.bincount(
-                labels.ravel(), weights=probs[class_id].ravel(), minlength=count + 1
-            )
+        weights = None
+        if confidence is not None:
+            weights = confidence
+        elif probs is not None and class_id < probs.shape[0]:
+            weights = probs[class_id]
+        areas, conf_sums = _region_sums(labels, count, weights)
         # find_objects returns slices in label order, which is raster order of first pixels.
         for label, slices in enumerate(ndimage.find_objects(labels), start=1):
             if slices is None or areas[label] < min_area:
@@ -122,6 +131,23 @@ def extract_instances(
     for i, inst in enumerate(found, start=1):
         inst.id = i
     return found
+
+
+def _region_sums(
+    labels: np.ndarray, count: int, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels and summed ``weights`` of each label, over bands of rows: ``bincount`` copies its
+    input to int64 (and the weights to float64), which for a whole large image is 16 bytes a
+    pixel more."""
+    rows = max(1, (1 << 20) // max(1, labels.shape[1]))
+    areas = np.zeros(count + 1, np.int64)
+    sums = None if weights is None else np.zeros(count + 1, np.float64)
+    for r0 in range(0, labels.shape[0], rows):
+        band = labels[r0 : r0 + rows].ravel()
+        areas += np.bincount(band, minlength=count + 1)
+        if sums is not None:
+            sums += np.bincount(band, weights=weights[r0 : r0 + rows].ravel(), minlength=count + 1)
+    return areas, sums
 
 
 def _rle(mask: np.ndarray) -> dict:

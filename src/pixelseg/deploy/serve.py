@@ -51,15 +51,21 @@ def serve(
         raise PixelsegError("--workers must be at least 1")
     limits = limits or ServeLimits()
     log(f"pixelseg serve: http://{host}:{port}/ (API docs at /docs)")
+    # Connections past max_connections get 503 from uvicorn itself; idle keep-alive ones close.
+    # A slow upload is bounded by the app (upload_seconds), after admission.
+    config = dict(
+        host=host,
+        port=port,
+        log_level="warning",
+        limit_concurrency=limits.max_connections,
+        timeout_keep_alive=limits.keep_alive_seconds,
+    )
     if workers == 1:
-        app = create_app(load(model), limits)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(load(model), limits), **config)
         return
     load(model)  # fail here, in one line, rather than in every worker
     os.environ.update(worker_environment(model, limits))
-    uvicorn.run(
-        WORKER_FACTORY, factory=True, host=host, port=port, workers=workers, log_level="warning"
-    )
+    uvicorn.run(WORKER_FACTORY, factory=True, workers=workers, **config)
 
 
 def worker_environment(model: str | Path, limits: ServeLimits) -> dict[str, str]:
