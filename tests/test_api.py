@@ -19,6 +19,7 @@ COMMANDS = {
     "export": ["export_onnx"],
     "check_data": ["check_dataset"],
     "convert": ["convert_dataset"],
+    "rank": ["rank_images", "rank_labels"],
     "plan": ["plan_training"],
     "tune": ["run_study", "TuneOptions"],
     "demo": ["demo"],

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tuning", ("pixelseg.tuning",)),
     ("analysis", ("pixelseg.analysis",)),
     ("deploy", ("pixelseg.deploy",)),
+    ("workflows", ("pixelseg.workflows",)),
     ("cli", ("pixelseg.cli", "pixelseg.__main__")),
     # the package itself: the public API re-exports from every layer; nothing imports it
     ("api", ("pixelseg",)),

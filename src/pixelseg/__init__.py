@@ -33,6 +33,7 @@ from .tuning.options import TuneOptions
 from .tuning.plan import plan_for_config
 from .tuning.plan_training import plan_training
 from .tuning.study import run_study
+from .workflows.rank import RankResult, rank_images, rank_labels
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,9 @@ __all__ = [
     "save_eval",
     "build_run_report",
     "check_dataset",
+    "rank_images",
+    "rank_labels",
+    "RankResult",
     "convert_dataset",
     "predict_stream",
     "export_onnx",

@@ -44,20 +44,40 @@ def class_regions(
     return out
 
 
+class StagedFolder:
+    """A folder written as ``OUT.partial`` and renamed to ``OUT`` by ``commit()`` once every file
+    in it is on disk, so OUT appears whole or not at all; ``abort()`` removes the partial one.
+    An existing OUT is never replaced; a partial folder a killed run left is ours to remove."""
+
+    def __init__(self, out: str | Path, flag: str = "output folder") -> None:
+        self.out = Path(out)
+        if self.out.exists():
+            raise PixelsegError(f"{self.out}: already exists; choose another {flag}")
+        self.path = self.out.with_name(f"{self.out.name}.partial")
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
+
+    def commit(self) -> Path:
+        for folder, _, _ in os.walk(self.path):
+            fsync_folder(folder)
+        os.replace(self.path, self.out)
+        fsync_folder(self.out.parent)
+        return self.out
+
+    def abort(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
 class DatasetWriter:
-    """Writes a dataset into ``OUT.partial`` and renames it to ``OUT`` when ``close()`` is
-    called; ``abort()`` removes the partial folder. An existing ``OUT`` is never replaced."""
+    """Writes a dataset into a ``StagedFolder``: ``close()`` puts it in place, ``abort()``
+    removes it."""
 
     format_name = "?"
 
     def __init__(self, out: str | Path, classes: ClassTable) -> None:
-        self.out = Path(out)
-        if self.out.exists():
-            raise PixelsegError(f"{self.out}: already exists; choose another output folder")
-        self.stage = self.out.with_name(f"{self.out.name}.partial")
-        if self.stage.exists():  # what a killed conversion left: ours to remove
-            shutil.rmtree(self.stage)
-        self.stage.mkdir(parents=True)
+        self.staged = StagedFolder(out)
+        self.stage = self.staged.path
         self.classes = classes
 
     def add(self, split: str, name: str, image_file: Path, mask: np.ndarray) -> None:
@@ -69,11 +89,7 @@ class DatasetWriter:
 
     def close(self) -> Path:
         self.finish()
-        for folder, _, _ in os.walk(self.stage):
-            fsync_folder(folder)
-        os.replace(self.stage, self.out)
-        fsync_folder(self.out.parent)
-        return self.out
+        return self.staged.commit()
 
     def abort(self) -> None:
-        shutil.rmtree(self.stage, ignore_errors=True)
+        self.staged.abort()

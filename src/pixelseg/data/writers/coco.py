@@ -16,9 +16,28 @@ from ..polygons import mask_to_polygons, signed_area
 from .base import DatasetWriter, class_regions, copy_file, write_file
 
 
-def _bbox(poly) -> list[float]:
+def coco_annotation(ann_id: int, image_id: int, class_id: int, poly, crowd: bool = False) -> dict:
+    """One region as a COCO annotation: category ``class_id + 1``, one polygon, its pixel
+    count as the area."""
     xs, ys = [p[0] for p in poly], [p[1] for p in poly]
-    return [float(min(xs)), float(min(ys)), float(max(xs) - min(xs)), float(max(ys) - min(ys))]
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": class_id + 1,
+        "segmentation": [[float(v) for xy in poly for v in xy]],
+        "area": signed_area(poly),
+        "bbox": [
+            float(min(xs)),
+            float(min(ys)),
+            float(max(xs) - min(xs)),
+            float(max(ys) - min(ys)),
+        ],
+        "iscrowd": int(crowd),
+    }
+
+
+def coco_categories(names: list[str]) -> list[dict]:
+    return [{"id": i + 1, "name": n} for i, n in enumerate(names)]
 
 
 class COCOWriter(DatasetWriter):
@@ -40,20 +59,10 @@ class COCOWriter(DatasetWriter):
         regions += [(0, poly, True) for poly in mask_to_polygons(mask == IGNORE_INDEX)]
         for c, poly, crowd in regions:
             self.annotations += 1
-            doc["annotations"].append(
-                {
-                    "id": self.annotations,
-                    "image_id": image_id,
-                    "category_id": c + 1,
-                    "segmentation": [[float(v) for xy in poly for v in xy]],
-                    "area": signed_area(poly),  # its pixel count
-                    "bbox": _bbox(poly),
-                    "iscrowd": int(crowd),
-                }
-            )
+            doc["annotations"].append(coco_annotation(self.annotations, image_id, c, poly, crowd))
 
     def finish(self) -> None:
-        categories = [{"id": i + 1, "name": n} for i, n in enumerate(self.classes.names)]
+        categories = coco_categories(self.classes.names)
         for split, doc in self.splits.items():
             data = {**doc, "categories": categories}
             write_file(

@@ -1,0 +1,402 @@
+"""``pixelseg rank``: which images to label next, and which labels look wrong.
+
+Unlabelled images (``rank_images``) are streamed once through the model (and its mirror
+image, for test-time disagreement), each kept as a few numbers and a small layout descriptor,
+so a list of any length fits in memory. The top K are chosen for uncertainty and diversity
+(``analysis/acquisition.py``) and predicted once more to draw the gallery and write the
+pre-labels. Labelled images (``rank_labels``) are ordered by how much the model, where it is
+confident, disagrees with their label.
+
+The output folder holds ``ranking.csv`` (every image: rank, score and its parts),
+``index.html`` (the top K as pictures), ``gallery/`` (its PNGs) and, for unlabelled images,
+``prelabels/`` (the model's masks of the top K as LabelMe, YOLO, COCO or mask files, to correct
+rather than draw). It is written into ``OUT.partial`` and renamed into place when complete; an
+existing OUT is never replaced.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..analysis.acquisition import diverse_order, label_disagreement, score_image
+from ..analysis.instances import uncertainty_map, uncertainty_to_image
+from ..constants import IGNORE_INDEX
+from ..data.formats import open_split
+from ..data.imageio import encode_png, read_image
+from ..data.overlay import overlay
+from ..data.sample import ClassTable
+from ..data.transforms import resize_image, resize_labels
+from ..data.writers.base import StagedFolder, class_regions, write_file
+from ..data.writers.coco import coco_annotation, coco_categories
+from ..data.writers.labelme import labelme_document
+from ..data.writers.yolo import yolo_lines
+from ..deploy.batch import count_file_list, expand_images, read_file_list
+from ..deploy.predict import Predictor, load
+from ..errors import PixelsegError
+
+PRELABEL_FORMATS = ("labelme", "yolo", "coco", "mask")
+THUMB = 320  # longest side of a gallery picture
+CANDIDATES = 20  # the diverse top K is chosen among the CANDIDATES x K most uncertain
+
+
+@dataclass
+class RankResult:
+    out: Path
+    ranked: int
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    top: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"ranked {self.ranked} images into {self.out} (ranking.csv, index.html)"]
+        lines += [f"  {i + 1}. {name}" for i, name in enumerate(self.top[:5])]
+        if self.failed:
+            lines.append(f"{len(self.failed)} image(s) could not be read, e.g. {self.failed[0][1]}")
+        return "\n".join(lines)
+
+
+def _unique_names(paths: list[str]) -> dict[str, str]:
+    """Output names from the images' stems, ``_2``, ``_3`` ... when two share one."""
+    seen: dict[str, int] = {}
+    out = {}
+    for p in paths:
+        stem = Path(p).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        out[p] = stem if seen[stem] == 1 else f"{stem}_{seen[stem]}"
+    return out
+
+
+def _thumb(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = min(1.0, THUMB / max(h, w))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if image.ndim == 2:
+        return resize_labels(image, size)
+    return resize_image(image, size)
+
+
+def _mirrored_probs(predictor: Predictor, image: np.ndarray) -> np.ndarray:
+    return predictor.predict_proba(np.ascontiguousarray(image[:, ::-1]))[:, :, ::-1]
+
+
+def _entries(images: Iterable[str], files: str | Path | None, root) -> tuple[Iterator[str], int]:
+    if files:
+        base = Path(root) if root else Path(files).resolve().parent
+        return (str(base / e) for e in read_file_list(files)), count_file_list(files)
+    paths = expand_images(list(images))
+    return iter(paths), len(paths)
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_file(path, buf.getvalue().encode())
+
+
+def _gallery_page(title: str, intro: str, columns: list[str], cards: list[dict]) -> str:
+    """A self-contained page of cards: rank, name, numbers, and one picture per column."""
+    parts = [
+        "<!doctype html><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:1.5em;background:#fafafa}"
+        ".card{display:inline-block;vertical-align:top;margin:0 1em 1.5em 0;padding:.6em;"
+        "background:#fff;border:1px solid #ddd;border-radius:6px}"
+        ".card img{max-width:320px;image-rendering:pixelated;margin-right:.3em}"
+        ".num{color:#555;font-size:.9em}figure{display:inline-block;margin:0 .3em 0 0}"
+        "figcaption{font-size:.8em;color:#777}</style>",
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>",
+    ]
+    for card in cards:
+        figures = "".join(
+            f"<figure><img src='{html.escape(card['pictures'][c])}' alt='{html.escape(c)}'>"
+            f"<figcaption>{html.escape(c)}</figcaption></figure>"
+            for c in columns
+        )
+        numbers = ", ".join(f"{k} {v:.3f}" for k, v in card["numbers"].items())
+        parts.append(
+            f"<div class='card'><b>#{card['rank']}</b> {html.escape(card['name'])}"
+            f"<div class='num'>{html.escape(numbers)}</div>{figures}</div>"
+        )
+    return "\n".join(parts) + "\n"
+
+
+def _write_pictures(folder: Path, name: str, pictures: dict[str, np.ndarray]) -> dict[str, str]:
+    links = {}
+    for what, array in pictures.items():
+        rel = f"gallery/{name}_{what.replace(' ', '_')}.png"
+        write_file(folder / rel, encode_png(_thumb(array)))
+        links[what] = rel
+    return links
+
+
+class _PreLabels:
+    """The model's masks of the top K, as files an annotation tool opens."""
+
+    def __init__(self, folder: Path, fmt: str, classes: ClassTable, min_area: int) -> None:
+        if fmt not in PRELABEL_FORMATS:
+            raise PixelsegError(
+                f"--prelabel-format {fmt}: choose from {', '.join(PRELABEL_FORMATS)}"
+            )
+        self.folder, self.fmt, self.classes, self.min_area = folder, fmt, classes, min_area
+        self.coco: dict = {"images": [], "annotations": []}
+
+    def add(self, name: str, image_path: str, class_map: np.ndarray) -> None:
+        regions = class_regions(class_map, self.classes, self.min_area)
+        rel = os.path.relpath(Path(image_path).resolve(), self._final_folder())
+        if self.fmt == "labelme":
+            doc = labelme_document(class_map, self.classes.names, regions, rel)
+            write_file(self.folder / f"{name}.json", json.dumps(doc, indent=1).encode())
+        elif self.fmt == "yolo":
+            write_file(
+                self.folder / "labels" / f"{name}.txt", yolo_lines(class_map, regions).encode()
+            )
+        elif self.fmt == "mask":
+            write_file(self.folder / f"{name}.png", encode_png(class_map, self.classes.colours))
+        else:
+            image_id = len(self.coco["images"]) + 1
+            h, w = class_map.shape
+            self.coco["images"].append({"id": image_id, "file_name": rel, "height": h, "width": w})
+            for c, poly in regions:
+                ann_id = len(self.coco["annotations"]) + 1
+                self.coco["annotations"].append(coco_annotation(ann_id, image_id, c, poly))
+
+    def _final_folder(self) -> Path:
+        # Image paths are written relative to where the pre-labels will be, after the rename.
+        staging = self.folder.parent
+        return staging.with_name(staging.name.removesuffix(".partial")).resolve() / "prelabels"
+
+    def finish(self) -> None:
+        names = self.classes.names
+        if self.fmt == "labelme":
+            write_file(self.folder / "classes.txt", ("\n".join(names) + "\n").encode())
+        elif self.fmt == "yolo":
+            listed = "".join(f"  {i}: {n}\n" for i, n in enumerate(names))
+            write_file(self.folder / "data.yaml", f"names:\n{listed}".encode())
+        elif self.fmt == "coco":
+            doc = {**self.coco, "categories": coco_categories(names)}
+            write_file(self.folder / "instances.json", json.dumps(doc).encode())
+
+
+def rank_images(
+    model: str | Path | Predictor,
+    images: Iterable[str] = (),
+    out_dir: str | Path = "ranking",
+    *,
+    files: str | Path | None = None,
+    root: str | Path | None = None,
+    top: int = 50,
+    prelabel_format: str = "labelme",
+    min_area: int = 64,
+    device: str = "auto",
+    progress: bool = True,
+) -> RankResult:
+    """Order unlabelled images by what labelling each would teach ``model`` (a run folder or an
+    ONNX file), most first; draw the top ``top`` and write their pre-labels.
+
+    >>> pixelseg.rank_images("runs/cars", ["unlabelled/"], "to-label", top=40)  # doctest: +SKIP
+    """
+    if top < 1:
+        raise PixelsegError("--top must be at least 1")
+    predictor = model if hasattr(model, "predict_proba") else load(model, device)
+    entries, total = _entries(images, files, root)
+    stage = StagedFolder(out_dir, "--out")
+    try:
+        names, scores, failed = [], [], []
+        for path in tqdm(entries, total=total, desc="rank", unit="img", disable=not progress):
+            try:
+                image = read_image(path)
+            except PixelsegError as e:
+                failed.append((path, str(e)))
+                continue
+            probs = predictor.predict_proba(image)
+            scores.append(score_image(probs, _mirrored_probs(predictor, image)))
+            names.append(path)
+        if not names:
+            raise PixelsegError(
+                "rank: no image could be read" + (f" ({failed[0][1]})" if failed else "")
+            )
+        order = _rank_order(scores, top)
+        out_names = _unique_names([names[i] for i in order[:top]])
+        rows = []
+        for r, i in enumerate(order, 1):
+            s = scores[i]
+            rows.append(
+                [
+                    r,
+                    names[i],
+                    f"{s.uncertainty:.5f}",
+                    f"{s.margin:.5f}",
+                    f"{s.entropy:.5f}",
+                    f"{s.flip:.5f}",
+                    s.classes,
+                ]
+            )
+        rows += [["", path, "", "", "", "", f"error: {msg}"] for path, msg in failed]
+        _write_csv(
+            stage.path / "ranking.csv",
+            ["rank", "image", "score", "margin", "entropy", "flip", "classes"],
+            rows,
+        )
+        prelabels = _PreLabels(
+            stage.path / "prelabels", prelabel_format, predictor.classes, min_area
+        )
+        cards = []
+        for r, i in enumerate(
+            tqdm(order[:top], desc="pre-label", unit="img", disable=not progress), 1
+        ):
+            path = names[i]
+            image = read_image(path)
+            probs = predictor.predict_proba(image)
+            class_map = probs.argmax(0).astype(np.uint8)
+            prelabels.add(out_names[path], path, class_map)
+            pictures = {
+                "image": image,
+                "prediction": overlay(image, class_map, predictor.classes.colours),
+                "uncertainty": uncertainty_to_image(uncertainty_map(probs, "margin")),
+            }
+            s = scores[i]
+            cards.append(
+                {
+                    "rank": r,
+                    "name": path,
+                    "numbers": {"score": s.uncertainty, "margin": s.margin, "flip": s.flip},
+                    "pictures": _write_pictures(stage.path, out_names[path], pictures),
+                }
+            )
+        prelabels.finish()
+        page = _gallery_page(
+            f"Label next: the top {len(cards)} of {len(names)} images",
+            "Ordered by the model's class-balanced uncertainty (margin and mirror-image "
+            "disagreement), kept diverse; pre-labels of these images are in prelabels/.",
+            ["image", "prediction", "uncertainty"],
+            cards,
+        )
+        write_file(stage.path / "index.html", page.encode())
+        out = stage.commit()
+    except BaseException:
+        stage.abort()
+        raise
+    return RankResult(out, len(names), failed, [names[i] for i in order[:top]])
+
+
+def _rank_order(scores, top: int) -> list[int]:
+    """The diverse top ``top`` among the most uncertain candidates, then the rest by score."""
+    uncertainty = np.array([s.uncertainty for s in scores])
+    by_score = np.argsort(-uncertainty, kind="stable")
+    pool = by_score[: max(CANDIDATES * top, 500)]
+    descriptors = np.stack([scores[i].descriptor for i in pool])
+    first = [int(pool[j]) for j in diverse_order(uncertainty[pool], descriptors, top)]
+    chosen = set(first)
+    return first + [int(i) for i in by_score if int(i) not in chosen]
+
+
+def rank_labels(
+    model: str | Path | Predictor,
+    data: str | Path,
+    split: str = "train",
+    out_dir: str | Path = "label-check",
+    *,
+    data_format: str = "auto",
+    top: int = 50,
+    device: str = "auto",
+    progress: bool = True,
+) -> RankResult:
+    """Order the labelled images of ``data``'s ``split`` by how likely their label is wrong
+    (the model confidently disagrees with it), most first; draw the top ``top``.
+
+    >>> pixelseg.rank_labels("runs/cars", "data/cars", "train", "label-check")  # doctest: +SKIP
+    """
+    if top < 1:
+        raise PixelsegError("--top must be at least 1")
+    predictor = model if hasattr(model, "predict_proba") else load(model, device)
+    source = open_split(data, split, data_format)
+    if source.classes.names != predictor.classes.names:
+        raise PixelsegError(
+            f"{data}: classes {source.classes.names} differ from the model's "
+            f"{predictor.classes.names}"
+        )
+    stage = StagedFolder(out_dir, "--out")
+    try:
+        scored, failed = [], []
+        for i in tqdm(range(len(source)), desc="check labels", unit="img", disable=not progress):
+            item = source.items[i]
+            try:
+                sample = source.load(i)
+            except PixelsegError as e:
+                failed.append((str(item.image), str(e)))
+                continue
+            score = label_disagreement(predictor.predict_proba(sample.image), sample.mask)
+            scored.append((score, i))
+        scored.sort(key=lambda t: -t[0].disagreement)
+        names = predictor.classes.names
+        rows = [
+            [
+                r,
+                str(source.items[i].image),
+                str(source.items[i].mask),
+                f"{s.disagreement:.5f}",
+                f"{s.disagreeing_pixels:.5f}",
+                names[s.worst_class] if s.worst_class >= 0 else "",
+            ]
+            for r, (s, i) in enumerate(scored, 1)
+        ]
+        rows += [["", path, "", "", "", f"error: {msg}"] for path, msg in failed]
+        _write_csv(
+            stage.path / "ranking.csv",
+            ["rank", "image", "label", "score", "disagreeing_pixels", "worst_class"],
+            rows,
+        )
+        out_names = _unique_names([str(source.items[i].image) for _, i in scored[:top]])
+        cards = []
+        for r, (s, i) in enumerate(scored[:top], 1):
+            sample = source.load(i)
+            probs = predictor.predict_proba(sample.image)
+            pred = probs.argmax(0)
+            label = np.where(sample.mask == IGNORE_INDEX, 255, sample.mask).astype(np.uint8)
+            differ = (sample.mask != IGNORE_INDEX) & (pred != sample.mask)
+            pictures = {
+                "label": overlay(sample.image, label, predictor.classes.colours),
+                "prediction": overlay(
+                    sample.image, pred.astype(np.uint8), predictor.classes.colours
+                ),
+                "disagreement": uncertainty_to_image(differ * probs.max(0)),
+            }
+            path = str(source.items[i].image)
+            cards.append(
+                {
+                    "rank": r,
+                    "name": path,
+                    "numbers": {"score": s.disagreement, "pixels differing": s.disagreeing_pixels},
+                    "pictures": _write_pictures(stage.path, out_names[path], pictures),
+                }
+            )
+        page = _gallery_page(
+            f"Labels to check: the top {len(cards)} of {len(scored)} in {split}",
+            "Ordered by how confidently the model disagrees with each label (a "
+            "confidence-weighted 1 - IoU per class, averaged); the disagreement map is bright "
+            "where a confident prediction differs from the label.",
+            ["label", "prediction", "disagreement"],
+            cards,
+        )
+        write_file(stage.path / "index.html", page.encode())
+        out = stage.commit()
+    except BaseException:
+        stage.abort()
+        raise
+    return RankResult(
+        out, len(scored), failed, [str(source.items[i].image) for _, i in scored[:top]]
+    )
+
+
+__all__ = ["PRELABEL_FORMATS", "RankResult", "rank_images", "rank_labels"]
