@@ -33,8 +33,11 @@ class ConfusionMatrix:
         """pred, target: integer tensors of the same shape (any), on the same device."""
         valid = (target != IGNORE_INDEX) & (target >= 0) & (target < self.num_classes)
         k = self.num_classes
-        idx = target[valid].to(torch.int64) * k + pred[valid].to(torch.int64)
-        self.mat += torch.bincount(idx, minlength=k * k).reshape(k, k).to(self.mat.device)
+        # Invalid pixels go to an extra bin, dropped after counting: no boolean indexing, so
+        # no host sync on CUDA (the training loop updates this every step).
+        idx = torch.where(valid, target.to(torch.int64) * k + pred.to(torch.int64), k * k)
+        counts = torch.bincount(idx.flatten(), minlength=k * k + 1)[: k * k]
+        self.mat += counts.reshape(k, k).to(self.mat.device)
 
     def all_reduce(self) -> None:
         """Sum the matrices of every process (no-op outside torch.distributed)."""

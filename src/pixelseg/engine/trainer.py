@@ -17,10 +17,10 @@ from torch import nn
 from tqdm import tqdm
 
 from ..config import RunConfig
-from ..constants import IGNORE_INDEX
 from ..data.pipeline import open_train_val, val_is_trained_on
 from ..data.preflight import preflight
 from ..errors import PixelsegError
+from ..metrics import ConfusionMatrix
 from ..models import create_model
 from ..runs import RunFolder
 from .budget import TimeBudget, end_of_run_seconds
@@ -295,10 +295,9 @@ class Trainer:
         if self.batch_aug is not None:
             self.batch_aug.set_epoch(epoch, self.dist.rank, progress)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        # Training accuracy from two counters, not a confusion matrix: no boolean indexing,
-        # which costs a host sync per step on CUDA and is slow on a busy CPU.
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        labelled = torch.zeros((), device=self.device, dtype=torch.int64)
+        # The training batches' confusion matrix (no host sync per step): train accuracy and
+        # train mIoU, which the overfitting diagnosis sets against val's.
+        confusion = ConfusionMatrix(self.classes.num_classes, self.device)
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         bad = torch.zeros((), device=self.device, dtype=torch.bool)
         acc, n_all = t.accumulate, self.steps_per_epoch
@@ -326,8 +325,7 @@ class Trainer:
                     lr = self._optimizer_step(
                         params, epoch, step0 + k, bad, f"epoch {epoch}, step {n}"
                     )
-                correct += (class_map(logits.detach()) == masks).sum()
-                labelled += (masks != IGNORE_INDEX).sum()
+                confusion.update(class_map(logits.detach()), masks)
                 bar.update()
                 if n % 10 == 0:
                     bar.set_postfix(loss=f"{loss_sum.item() / n:.4f}")
@@ -336,9 +334,14 @@ class Trainer:
                 if n >= n_all:
                     break
         mean_loss = reduce_mean(loss_sum / max(n, 1), self.dist)
-        counts = reduce_mean(torch.stack([correct, labelled]).double(), self.dist)
-        pixel_acc = float(counts[0] / counts[1]) if counts[1] > 0 else 0.0
-        return {"loss": float(mean_loss), "pixel_accuracy": pixel_acc, "lr": lr}
+        confusion.all_reduce()
+        scores = confusion.compute()
+        return {
+            "loss": float(mean_loss),
+            "pixel_accuracy": scores.pixel_accuracy,
+            "miou": scores.mean_iou,
+            "lr": lr,
+        }
 
     def _train_epoch_guarded(self, epoch: int) -> dict:
         """``train_one_epoch`` with NaN handling: roll back and re-run, or raise."""
@@ -443,6 +446,7 @@ class Trainer:
                 "epoch": epoch,
                 "train_loss": tr["loss"],
                 "train_pixel_accuracy": tr["pixel_accuracy"],
+                "train_miou": tr["miou"],
                 "val_loss": val.loss,
                 "val_pixel_accuracy": val.scores.pixel_accuracy,
                 "val_miou": val.scores.mean_iou,
