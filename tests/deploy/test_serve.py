@@ -86,15 +86,33 @@ def _asset_urls(html: str) -> list[str]:
     return re.findall(r'(?:src|href)="(/[^"]+)"', html)
 
 
+def _raw_exif_not_hex() -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", "\nexif\n      10\nzz not hex\n")
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def _gif() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "GIF")
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize(
     "case, status, words",
     [
-        ("text", 400, "not a readable image"),
+        ("text", 400, "not a PNG, JPEG"),
         ("truncated", 400, "truncated"),
         ("empty", 400, "empty"),
         ("bytes", 413, "over the limit"),
         ("pixels", 413, "over the limit"),
         ("bomb", 413, "pixels"),
+        ("exif", 400, "damaged image metadata"),  # was a 500: Pillow's ValueError
+        ("gif", 400, "not a PNG, JPEG"),  # a format pixelseg does not read, named .png
     ],
 )
 def test_bad_uploads_get_4xx_with_a_json_error(client, scene_png, case, status, words):
@@ -106,6 +124,8 @@ def test_bad_uploads_get_4xx_with_a_json_error(client, scene_png, case, status, 
         "bytes": png(big),  # ~480 kB of noise: over the 200 kB limit
         "pixels": png(np.zeros((301, 300, 3), np.uint8)),  # small file, too many pixels
         "bomb": png(np.zeros((8000, 8000), np.uint8)),  # 64 Mpx of zeros in a few kB
+        "exif": _raw_exif_not_hex(),
+        "gif": _gif(),
     }[case]
     r = post(client, data)
     assert r.status_code == status, r.text
