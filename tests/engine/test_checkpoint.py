@@ -156,3 +156,38 @@ def test_a_loaded_model_is_in_the_trainers_memory_format(run):
     convs = [p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1]
     assert convs
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+
+
+@pytest.mark.parametrize("shows", ["metrics", "report", "eval"])
+def test_a_trained_run_without_its_checkpoints_is_not_silently_trained_again(
+    make_cfg, capsys, shows
+):
+    epochs = 2 if shows == "metrics" else 1
+    cfg = make_cfg(f"done-{shows}", f"train.epochs={epochs}")
+    run = Trainer(cfg, progress=False, log=lambda *a: None).fit().run_dir
+    if shows == "report":
+        (run / "report.html").write_text("<html></html>")
+    elif shows == "eval":
+        (run / "eval").mkdir()
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    metrics = (run / "metrics.jsonl").read_text()
+    err = resume_error(run, capsys)
+    assert "last.json: missing, but the run trained" in err
+    assert {"metrics": "has rows up to epoch 2", "report": "report.html", "eval": "eval"}[
+        shows
+    ] in err
+    assert (run / "metrics.jsonl").read_text() == metrics  # nothing was trained or rewritten
+    assert not list((run / "checkpoints").iterdir())
+
+
+def test_a_run_killed_in_its_first_commit_still_starts_over(make_cfg, tmp_path):
+    # Epoch 1's metrics row is appended before its checkpoint: that row alone is no evidence.
+    run = Trainer(make_cfg("first-row"), progress=False, log=lambda *a: None).fit().run_dir
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    assert json.loads((run / "metrics.jsonl").read_text())["epoch"] == 1
+    logs: list[str] = []
+    result = Trainer(make_cfg("first-row"), resume=run, progress=False, log=logs.append).fit()
+    assert any("stopped before its first checkpoint" in line for line in logs)
+    assert [r["epoch"] for r in result.history] == [1]
