@@ -191,3 +191,42 @@ def test_a_run_killed_in_its_first_commit_still_starts_over(make_cfg, tmp_path):
     result = Trainer(make_cfg("first-row"), resume=run, progress=False, log=logs.append).fit()
     assert any("stopped before its first checkpoint" in line for line in logs)
     assert [r["epoch"] for r in result.history] == [1]
+
+
+@pytest.mark.parametrize(
+    "record, words",
+    [
+        ({"file": "/dev/zero"}, "files.weights.file '/dev/zero' is not a file name"),
+        ({"file": "../../x.safetensors"}, "files.weights.file '../../x.safetensors' is not"),
+        ({"file": "sub/x.safetensors"}, "is not a file name in the sidecar's folder"),
+        ({"bytes": None}, "files.weights.bytes None is not a size"),
+        ({"sha256": "0" * 63}, "files.weights.sha256"),
+        ("x", "files.weights is not an object"),
+    ],
+    ids=["dev-zero", "climbs-out", "subfolder", "no-size", "bad-sha", "not-object"],
+)
+def test_a_sidecar_names_only_checked_files_in_its_own_folder(run, record, words):
+    best = run / "checkpoints" / "best.json"
+
+    def change(meta):
+        weights = meta["files"]["weights"]
+        meta["files"]["weights"] = {**weights, **record} if isinstance(record, dict) else record
+
+    edit_json(best, change)
+    with pytest.raises(PixelsegError) as e:
+        load_checkpoint(run)
+    assert str(e.value).startswith(f"{best}: damaged checkpoint sidecar") and words in str(e.value)
+
+
+@pytest.mark.parametrize("layout", ["files", "old"])
+def test_a_data_file_that_is_a_device_is_refused_unread(run, layout):
+    """A symlink to /dev/zero in the checkpoint folder, as the recorded file or as the old
+    layout's TAG.safetensors: refused from its stat, never read (it would fill the memory)."""
+    ck = run / "checkpoints"
+    if layout == "old":
+        to_old_layout(run)
+    weights = data_file(read_sidecar(ck / "best.json"))
+    weights.unlink()
+    weights.symlink_to("/dev/zero")
+    with pytest.raises(PixelsegError, match="not a regular file"):
+        load_checkpoint(run)
