@@ -436,7 +436,8 @@ def predict_missing_image(run: Path, data: Path) -> list[str]:
 def predict_bad_list(run: Path, data: Path) -> list[str]:
     listing = run.parent / "list.txt"
     listing.write_text(f"{first(data / 'test' / 'images')}\n{run.parent / 'missing.png'}\n")
-    return ["predict", str(run), "--files", str(listing), "--out", str(run.parent / "p"), "--quiet"]
+    args = ["predict", str(run), "--files", str(listing), "--root", "/"]  # absolute entries
+    return [*args, "--out", str(run.parent / "p"), "--quiet"]
 
 
 def onnx_damaged(run: Path, data: Path) -> list[str]:

@@ -43,7 +43,7 @@ from pixelseg.analysis.instances import uncertainty_map, uncertainty_to_image
 from pixelseg.data.imageio import atomic_write_bytes, list_images, read_image
 from pixelseg.data.overlay import colourise, overlay
 from pixelseg.data.scenes import write_scenes
-from pixelseg.deploy.batch import PredictOptions, predict_stream
+from pixelseg.deploy.batch import ListLayout, PredictOptions, predict_stream
 from pixelseg.deploy.onnx_export import export_onnx
 
 SIZE = (360, 480)
@@ -140,6 +140,7 @@ def pipeline_predict(model_path: Path, listing: Path, out: Path, batch: int, wor
         listing.read_text().split(),
         out,
         PredictOptions(batch_size=batch, workers=workers),
+        locate=ListLayout("/").locate,  # absolute paths, mirrored whole under out
         progress=False,
     )
     return summary.images_per_second
@@ -147,7 +148,7 @@ def pipeline_predict(model_path: Path, listing: Path, out: Path, batch: int, wor
 
 def kill_and_resume(run: Path, listing: Path, out: Path) -> dict:
     cmd = [sys.executable, "-m", "pixelseg", "predict", str(run), "--files", str(listing)]
-    cmd += ["--out", str(out), "--quiet"]
+    cmd += ["--root", "/", "--out", str(out), "--quiet"]
     total = len(listing.read_text().split())
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "predictions.jsonl"

@@ -34,7 +34,7 @@ from deploy_speed import SIZE, train_run  # noqa: E402
 import pixelseg  # noqa: E402
 from pixelseg.data.imageio import list_images  # noqa: E402
 from pixelseg.data.scenes import write_scenes  # noqa: E402
-from pixelseg.deploy.batch import PredictOptions, predict_stream  # noqa: E402
+from pixelseg.deploy.batch import ListLayout, PredictOptions, predict_stream  # noqa: E402
 from pixelseg.deploy.onnx_export import export_onnx  # noqa: E402
 
 # The same outputs as offline predict writes: mask, overlay and uncertainty PNGs (objects, which
@@ -149,11 +149,16 @@ def main() -> None:
 
         predictor = pixelseg.load(model)
         options = PredictOptions(instances=True)
-        predict_stream(
-            predictor, [str(p) for p in paths[:4]], tmp / "warm", options, progress=False
-        )
+        locate = ListLayout("/").locate  # absolute paths, mirrored whole under the output
+        warm = [str(p) for p in paths[:4]]
+        predict_stream(predictor, warm, tmp / "warm", options, locate=locate, progress=False)
         offline = predict_stream(
-            predictor, [str(p) for p in paths], tmp / "offline", options, progress=False
+            predictor,
+            [str(p) for p in paths],
+            tmp / "offline",
+            options,
+            locate=locate,
+            progress=False,
         )
         results["offline_img_s"] = offline.images_per_second
         print(f"offline predict: {offline.images_per_second:.2f} img/s over {len(paths)} images")

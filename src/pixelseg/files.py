@@ -16,36 +16,45 @@ import yaml
 from .errors import PixelsegError
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# A new file only: never one (or the target of a symlink) that is already at the name.
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
 
 
 def atomic_write_bytes(
-    path: str | Path, data: bytes, *, fsync: bool = False, single_writer: bool = False
+    path: str | Path, data: bytes, *, fsync: bool = False, writer: str | None = None
 ) -> None:
     """Write to a temporary file in the same folder, then rename into place.
 
-    The final file's mode follows the umask, as a plain ``open()`` would make it (mkstemp's
-    0600 hides outputs from the group on shared storage). ``fsync`` flushes the data to disk
-    before the rename, for files that must survive a power loss (``fsync_folder`` afterwards
-    makes the rename itself durable).
+    The temporary file is created with ``O_EXCL | O_NOFOLLOW``: a file or symlink planted at
+    its name is never written through, and the rename replaces a symlink at ``path`` itself,
+    not its target. On any failure the temporary file is removed. The final file's mode
+    follows the umask, as a plain ``open()`` would make it (mkstemp's 0600 hides outputs from
+    the group on shared storage). ``fsync`` flushes the data to disk before the rename, for
+    files that must survive a power loss (``fsync_folder`` afterwards makes the rename itself
+    durable).
 
-    ``single_writer``: only one process ever writes ``path`` (a batch job's per-image outputs:
-    each image belongs to one part). The temporary name is then fixed, so the one a killed
-    run left behind is overwritten and renamed by the run that redoes the image, instead of
-    staying forever; otherwise each write takes a fresh random name.
+    ``writer``: a name only one writer uses at a time (a batch part, which holds its log's
+    lock). The temporary name is then ``.NAME.WRITER.tmp``: one a killed run of the same
+    writer left behind is removed and the write retried, instead of staying forever, and two
+    writers never share one. Without it each write takes a fresh random name.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if single_writer:
-        tmp = path.parent / f".{path.name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o666)
-    while not single_writer:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    for attempt in range(100):
+        suffix = writer if writer is not None else secrets.token_hex(4)
+        tmp = path.parent / f".{path.name}.{suffix}.tmp"
         try:
-            # 0o666 & ~umask, like open(path, "wb"); O_EXCL: never write into another's file.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
+            fd = os.open(tmp, _CREATE, 0o666)  # 0o666 & ~umask, like open(path, "wb")
             break
         except FileExistsError:
-            continue
+            if writer is None:
+                continue
+            if attempt:
+                raise
+            tmp.unlink()  # a leftover of this writer's killed run (or a planted link)
+    else:
+        raise FileExistsError(f"{path}: no free temporary name beside it")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -74,9 +83,9 @@ def fsync_folder(folder: str | Path) -> None:
 
 
 def atomic_write_text(
-    path: str | Path, text: str, *, fsync: bool = False, single_writer: bool = False
+    path: str | Path, text: str, *, fsync: bool = False, writer: str | None = None
 ) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync, single_writer=single_writer)
+    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync, writer=writer)
 
 
 def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict:

@@ -219,3 +219,35 @@ def build_yolo(root: Path) -> Path:
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_text(lines)
     return root
+
+
+# Hostile files: decodable pixels, damaged metadata, or a format pixelseg does not read.
+def png_bytes_with_text(key: str, value: str) -> bytes:
+    """A small PNG carrying a text chunk (e.g. a "Raw profile type exif" that is not hex)."""
+    import io
+
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(key, value)
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def png_bytes_with_chunk(ctype: bytes, data: bytes) -> bytes:
+    """A small PNG with a raw chunk (e.g. a damaged ``eXIf``) inserted before its pixels."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG")
+    raw = buf.getvalue()
+    crc = struct.pack(">I", zlib.crc32(ctype + data))
+    chunk = struct.pack(">I", len(data)) + ctype + data + crc
+    at = raw.index(b"IDAT") - 4
+    return raw[:at] + chunk + raw[at:]
+
+
+RAW_EXIF_NOT_HEX = png_bytes_with_text("Raw profile type exif", "\nexif\n      10\nzz not hex\n")
+BAD_EXIF_CHUNK = png_bytes_with_chunk(b"eXIf", b"XX\x00\x2a not a TIFF header")
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n"

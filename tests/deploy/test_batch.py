@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -9,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +21,12 @@ from PIL import Image
 import pixelseg
 from pixelseg.cli.main import main
 from pixelseg.data.imageio import list_images, read_image
+from pixelseg.deploy import batch
 from pixelseg.deploy.batch import (
+    ListLayout,
     PredictionLog,
     PredictOptions,
     Shard,
-    mirrored_name,
     predict_stream,
     read_file_list,
 )
@@ -81,7 +85,7 @@ def test_parts_split_a_list_without_overlap(trained_run, nested_images, tmp_path
             read_file_list(listing),
             tmp_path / "out",
             shard=Shard(k, 3),
-            resolve=lambda e: root / e,
+            locate=ListLayout(root).locate,
             progress=False,
         )
         assert summary.processed == len(log_records(tmp_path / "out", summary.log.name))
@@ -98,12 +102,51 @@ def test_shard_combines_scheduler_parts_with_torchrun_ranks():
         Shard.resolve(2, 2, {})
 
 
-def test_mirrored_names_refuse_escapes():
-    assert mirrored_name("/data/x/img.jpg") == "data/x/img"
-    assert mirrored_name("a/b.c.png") == "a/b.c"
-    assert mirrored_name("x/../y/img.png") == "y/img"
-    outside = mirrored_name("../up/img.png")  # mirrored by its absolute path, inside --out
-    assert not outside.startswith("..") and outside.endswith("up/img")
+def test_list_layout_mirrors_entries_inside_the_base_and_refuses_the_rest(tmp_path):
+    base = tmp_path / "data"
+    layout = ListLayout(base)
+    assert layout.locate("a/b.c.png") == (base / "a" / "b.c.png", "a/b.c")
+    assert layout.locate(f"{base}/x/img.jpg") == (base / "x" / "img.jpg", "x/img")
+    assert layout.locate("x/../y/img.png") == (base / "y" / "img.png", "y/img")
+    for entry in (f"/{base}/x.png", "/etc/x.png", "../up/img.png", "a/../../x.png", ".", "a/.."):
+        with pytest.raises(PixelsegError, match=r"--root|not an image path"):
+            layout.locate(entry)
+    assert ListLayout("/").locate("/tmp/x.png")[1] == "tmp/x"
+    with pytest.raises(PixelsegError, match="--root"):
+        ListLayout("/").locate("//tmp/x.png")  # POSIX keeps a leading "//": another root
+
+
+def test_list_entries_outside_the_base_fail_alone_and_nothing_lands_outside_out(
+    trained_run, deploy_scenes, tmp_path, monkeypatch, capsys
+):
+    base = tmp_path / "lists"
+    (base / "in").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    src = list_images(deploy_scenes / "test" / "images")[0]
+    for folder in (base / "in", elsewhere):
+        shutil.copy(src, folder / "x.png")
+    hostile = [f"/{elsewhere}/x.png", str(elsewhere / "x.png"), "../elsewhere/x.png"]
+    listing = base / "list.txt"
+    listing.write_text("\n".join(["in/x.png", *hostile]) + "\n")
+    monkeypatch.chdir(elsewhere)  # relative entries are read from the list's folder, not here
+    out = tmp_path / "out"
+    args = ["predict", str(trained_run()), "--files", str(listing), "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --root" in err and "and 2 more, logged" in err
+    records = {r["image"]: r for r in log_records(out)}
+    assert "error" not in records["in/x.png"] and (out / "in" / "x_mask.png").is_file()
+    for entry in hostile:
+        assert entry in records[entry]["error"] and "--root" in records[entry]["error"]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["x.png"]  # nothing written beside
+    assert all(out in p.parents for p in out.rglob("*"))
+    # --root that holds them all: every entry is inside, mirrored by its path below the root.
+    (base / "l2.txt").write_text(f"{elsewhere / 'x.png'}\nlists/in/x.png\n")
+    args = ["predict", str(trained_run()), "--files", str(base / "l2.txt"), "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "o2"), "--root", str(tmp_path)]) == 0
+    assert (tmp_path / "o2" / "elsewhere" / "x_mask.png").is_file()
+    assert (tmp_path / "o2" / "lists" / "in" / "x_mask.png").is_file()
 
 
 def test_killed_job_resumes_with_every_image_once(trained_run, deploy_scenes, tmp_path):
@@ -125,10 +168,12 @@ def test_killed_job_resumes_with_every_image_once(trained_run, deploy_scenes, tm
         if log.is_file() and log.read_bytes().count(b"\n") >= 5:
             break
         time.sleep(0.005)
+    assert proc.poll() is None, "the job ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     before = len(log_records(out))
-    assert before >= 5
+    assert 5 <= before < 60  # killed mid-job: some images logged, not all
     with open(log, "ab") as f:  # as if killed inside the write of a line
         f.write(b'{"image": "torn')
     assert subprocess.run(cmd, capture_output=True).returncode == 0
@@ -190,11 +235,133 @@ def test_file_list_is_streamed(tmp_path):
         for i in range(200_000):
             f.write(f"dir{i % 97}/img_{i}.jpg\n")
     stream = read_file_list(listing)
-    assert next(iter(stream)) == "dir0/img_0.jpg"  # a generator: nothing read ahead
-    taken = list(Shard(3, 1000).take(read_file_list(listing)))
+    assert next(iter(stream)) == "dir0/img_0.jpg"
+    tracemalloc.start()
+    try:
+        taken = list(Shard(3, 1000).take(read_file_list(listing)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert len(taken) == 200 and taken[0] == "dir3/img_3.jpg"
-    assert os.path.getsize(listing) > 1_000_000
+    # 200k lines held as strings would take over 12 MB; streamed, a few buffers.
+    assert peak < os.path.getsize(listing) / 10
 
 
 def test_options_object_round_trips_into_the_manifest():
     assert PredictOptions(scales=(1.0, 0.5)).manifest()["scales"] == [1.0, 0.5]
+
+
+def test_one_part_predicts_an_image_once_and_refuses_a_second_with_its_outputs(
+    trained_run, deploy_scenes, tmp_path, capsys
+):
+    root = tmp_path / "imgs"
+    (root / "a").mkdir(parents=True)
+    shutil.copy(list_images(deploy_scenes / "test" / "images")[0], root / "a" / "x.png")
+    Image.fromarray(np.full((32, 40, 3), 200, np.uint8)).save(root / "a" / "x.jpg")
+    listing = root / "list.txt"
+    listing.write_text("a/x.png\na/x.jpg\na/x.png\n./a/x.png\n")
+    out = tmp_path / "out"
+    args = ["predict", str(trained_run()), "--files", str(listing), "--out", str(out), "--quiet"]
+    args += ["--root", str(root)]  # the default, given: the list is in the root folder
+    assert main([*args, "--batch-size", "1"]) == 2
+    assert "a/x.jpg: its outputs a/x_* would overwrite those of a/x.png" in capsys.readouterr().err
+    records = log_records(out)
+    assert [r["image"] for r in records if "error" not in r] == ["a/x.png"]  # once
+    assert [r["image"] for r in records if "error" in r] == ["a/x.jpg"]
+    expect = pixelseg.load(trained_run()).predict(read_image(root / "a" / "x.png"))
+    assert (np.asarray(Image.open(out / "a" / "x_mask.png")) == expect).all()
+    # A re-run keeps the same first owner of the outputs: x.png is done, x.jpg refused again.
+    assert main(args) == 2
+    assert [r["image"] for r in log_records(out)[len(records) :]] == ["a/x.jpg"]
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_write_error_fails_that_image_and_a_full_disk_stops_the_job(
+    trained_run, deploy_scenes, tmp_path, monkeypatch, capsys
+):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    src = list_images(deploy_scenes / "test" / "images")[0]
+    long = "n" * 250  # a name the file system takes, but not with _mask.png added
+    for name in (long, "a", "b"):
+        shutil.copy(src, root / f"{name}.png")
+    listing = root / "list.txt"
+    listing.write_text(f"{long}.png\na.png\nb.png\n")
+    out = tmp_path / "out"
+    args = ["predict", str(trained_run()), "--files", str(listing), "--out", str(out), "--quiet"]
+    args += ["--root", str(root)]  # the default, given: the list is in the root folder
+    assert main([*args, "--batch-size", "1", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write the outputs of" in err and "name too long" in err
+    records = {r["image"]: r for r in log_records(out)}
+    assert "error" in records[f"{long}.png"] and "error" not in records["b.png"]
+    assert (out / "b_mask.png").is_file() and not list(out.rglob("*.tmp"))
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "c_mask.png"))
+
+    monkeypatch.setattr(batch, "write_outputs", full)
+    (root / "c.png").write_bytes(src.read_bytes())
+    listing.write_text("c.png\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "c_mask.png: cannot write the outputs of c.png (No space left" in err
+    assert "the job stopped" in err and "c.png" not in {r["image"] for r in log_records(out)}
+
+
+def test_a_second_process_on_a_running_part_is_refused(trained_run, deploy_scenes, tmp_path):
+    images = str(deploy_scenes / "test" / "images")
+    out = tmp_path / "out"
+    out.mkdir()
+    log = out / Shard(1, 2).log_name()
+    with open(log, "a") as held:  # as the running process holds it
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        args = [str(trained_run()), images, "--out", str(out), "--quiet"]
+        code = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pixelseg",
+                "predict",
+                *args,
+                "--num-parts",
+                "2",
+                "--part-id",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+        )
+    assert code.returncode == 2
+    assert code.stderr.count("\n") == 1 and "another process is running this part" in code.stderr
+    assert log.read_text() == ""
+    # Released (its process ended): the part runs.
+    assert main(["predict", *args, "--num-parts", "2", "--part-id", "1"]) == 0
+
+
+def test_outputs_are_on_disk_before_the_log_line_that_marks_them_done(
+    trained_run, deploy_scenes, tmp_path, monkeypatch
+):
+    synced: set[str] = set()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    order: list[tuple[str, bool]] = []
+    real_append = PredictionLog.append
+
+    def append(self, record):
+        if "mask" in record:  # by then, the mask's data and its folder entry are durable
+            mask = Path(record["mask"]).resolve()
+            tmps = [p for p in synced if Path(p).name.startswith(f".{mask.name}.")]
+            order.append((record["image"], bool(tmps) and str(mask.parent) in synced))
+        return real_append(self, record)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(PredictionLog, "append", append)
+    images = str(deploy_scenes / "test" / "images")
+    args = [str(trained_run()), images, "--out", str(tmp_path / "o"), "--quiet"]
+    assert main(["predict", *args]) == 0
+    assert len(order) == 6 and all(ok for _, ok in order)

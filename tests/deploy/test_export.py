@@ -136,7 +136,75 @@ def test_export_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
 
 
+def tiny_onnx(path, meta: dict | None, classes: int = 2) -> None:
+    """A real ONNX segmentation graph (a 1x1 convolution: image -> logits) without torch,
+    carrying ``meta`` as its pixelseg metadata, or none."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(
+        np.random.default_rng(0).normal(size=(classes, 3, 1, 1)).astype(np.float32), "w"
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes, "H", "W"])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if meta is not None:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "pixelseg", json.dumps(meta)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+GOOD_META = {
+    "model": {"name": "tiny", "knobs": {}},
+    "classes": {"names": ["bg", "fg"], "colours": [[0, 0, 0], [255, 0, 0]]},
+    "input_size": None,
+    "resize": None,
+    "epoch": 1,
+}
+
+
 def test_onnx_file_without_metadata_is_refused(tmp_path):
+    tiny_onnx(tmp_path / "plain.onnx", None)  # a valid ONNX model, just not pixelseg's
+    with pytest.raises(PixelsegError, match="plain.onnx: ONNX file has no pixelseg metadata"):
+        pixelseg.load(tmp_path / "plain.onnx")
     (tmp_path / "bad.onnx").write_bytes(b"not an onnx file")
-    with pytest.raises(PixelsegError, match="bad.onnx"):
+    with pytest.raises(PixelsegError, match="bad.onnx: not a loadable ONNX model"):
         pixelseg.load(tmp_path / "bad.onnx")
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("input_size", "abc"),
+        ("input_size", [0, -3]),
+        ("input_size", [24]),
+        ("resize", [1e9, 2]),
+        ("resize", [100_000, 100_000]),
+        ("classes", {"names": "ab"}),
+        ("classes", {"names": ["bg", "fg", "extra"]}),  # the graph outputs 2
+        ("classes", {"names": ["bg", "fg"], "colours": [[0, 0, 0], [300, 0, 0]]}),
+        ("model", {"knobs": {}}),
+        ("normalization", [1, 2]),
+        ("epoch", "seven"),
+    ],
+)
+def test_malformed_onnx_metadata_is_one_line_naming_the_file_and_key(tmp_path, key, value):
+    tiny_onnx(tmp_path / "m.onnx", {**GOOD_META, key: value})
+    with pytest.raises(PixelsegError) as e:
+        pixelseg.load(tmp_path / "m.onnx").predict(np.zeros((8, 8, 3), np.uint8))
+    message = str(e.value)
+    assert message.startswith(f"{tmp_path / 'm.onnx'}: damaged pixelseg metadata: {key}")
+    assert "\n" not in message
+
+
+def test_well_formed_metadata_of_a_foreign_graph_loads(tmp_path):
+    tiny_onnx(tmp_path / "m.onnx", {**GOOD_META, "input_size": [8, 10]})
+    predictor = pixelseg.load(tmp_path / "m.onnx")
+    assert predictor.predict(np.zeros((12, 9, 3), np.uint8)).shape == (12, 9)

@@ -117,17 +117,35 @@ def _asset_urls(html: str) -> list[str]:
     return re.findall(r'(?:src|href)="(/[^"]+)"', html)
 
 
+def _raw_exif_not_hex() -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", "\nexif\n      10\nzz not hex\n")
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def _gif() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "GIF")
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 @pytest.mark.parametrize(
     "case, status, words",
     [
-        ("text", 400, "not a readable image"),
+        ("text", 400, "not a PNG, JPEG"),
         ("truncated", 400, "truncated"),
         ("empty", 400, "empty"),
         ("bytes", 413, "over the limit"),
         ("pixels", 413, "over the limit"),
         ("many-zeros", 413, "pixels"),
         ("bomb", 413, "too large to decode safely"),
+        ("exif", 400, "damaged image metadata"),  # was a 500: Pillow's ValueError
+        ("gif", 400, "not a PNG, JPEG"),  # a format pixelseg does not read, named .png
     ],
 )
 def test_bad_uploads_get_4xx_with_a_json_error(client, scene_png, case, status, words, chunked):
@@ -142,6 +160,8 @@ def test_bad_uploads_get_4xx_with_a_json_error(client, scene_png, case, status, 
         # Past Pillow's own bomb limit (268 Mpx): refused while the header is opened, before
         # the server's pixel check (the path the cases above never reach).
         "bomb": png_header_only(30_000, 30_000),
+        "exif": _raw_exif_not_hex(),
+        "gif": _gif(),
     }[case]
     r = post_chunked(client, data) if chunked else post(client, data)
     assert r.status_code == status, r.text

@@ -156,3 +156,77 @@ def test_a_loaded_model_is_in_the_trainers_memory_format(run):
     convs = [p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1]
     assert convs
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+
+
+@pytest.mark.parametrize("shows", ["metrics", "report", "eval"])
+def test_a_trained_run_without_its_checkpoints_is_not_silently_trained_again(
+    make_cfg, capsys, shows
+):
+    epochs = 2 if shows == "metrics" else 1
+    cfg = make_cfg(f"done-{shows}", f"train.epochs={epochs}")
+    run = Trainer(cfg, progress=False, log=lambda *a: None).fit().run_dir
+    if shows == "report":
+        (run / "report.html").write_text("<html></html>")
+    elif shows == "eval":
+        (run / "eval").mkdir()
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    metrics = (run / "metrics.jsonl").read_text()
+    err = resume_error(run, capsys)
+    assert "last.json: missing, but the run trained" in err
+    assert {"metrics": "has rows up to epoch 2", "report": "report.html", "eval": "eval"}[
+        shows
+    ] in err
+    assert (run / "metrics.jsonl").read_text() == metrics  # nothing was trained or rewritten
+    assert not list((run / "checkpoints").iterdir())
+
+
+def test_a_run_killed_in_its_first_commit_still_starts_over(make_cfg, tmp_path):
+    # Epoch 1's metrics row is appended before its checkpoint: that row alone is no evidence.
+    run = Trainer(make_cfg("first-row"), progress=False, log=lambda *a: None).fit().run_dir
+    for p in (run / "checkpoints").iterdir():
+        p.unlink()
+    assert json.loads((run / "metrics.jsonl").read_text())["epoch"] == 1
+    logs: list[str] = []
+    result = Trainer(make_cfg("first-row"), resume=run, progress=False, log=logs.append).fit()
+    assert any("stopped before its first checkpoint" in line for line in logs)
+    assert [r["epoch"] for r in result.history] == [1]
+
+
+@pytest.mark.parametrize(
+    "record, words",
+    [
+        ({"file": "/dev/zero"}, "files.weights.file '/dev/zero' is not a file name"),
+        ({"file": "../../x.safetensors"}, "files.weights.file '../../x.safetensors' is not"),
+        ({"file": "sub/x.safetensors"}, "is not a file name in the sidecar's folder"),
+        ({"bytes": None}, "files.weights.bytes None is not a size"),
+        ({"sha256": "0" * 63}, "files.weights.sha256"),
+        ("x", "files.weights is not an object"),
+    ],
+    ids=["dev-zero", "climbs-out", "subfolder", "no-size", "bad-sha", "not-object"],
+)
+def test_a_sidecar_names_only_checked_files_in_its_own_folder(run, record, words):
+    best = run / "checkpoints" / "best.json"
+
+    def change(meta):
+        weights = meta["files"]["weights"]
+        meta["files"]["weights"] = {**weights, **record} if isinstance(record, dict) else record
+
+    edit_json(best, change)
+    with pytest.raises(PixelsegError) as e:
+        load_checkpoint(run)
+    assert str(e.value).startswith(f"{best}: damaged checkpoint sidecar") and words in str(e.value)
+
+
+@pytest.mark.parametrize("layout", ["files", "old"])
+def test_a_data_file_that_is_a_device_is_refused_unread(run, layout):
+    """A symlink to /dev/zero in the checkpoint folder, as the recorded file or as the old
+    layout's TAG.safetensors: refused from its stat, never read (it would fill the memory)."""
+    ck = run / "checkpoints"
+    if layout == "old":
+        to_old_layout(run)
+    weights = data_file(read_sidecar(ck / "best.json"))
+    weights.unlink()
+    weights.symlink_to("/dev/zero")
+    with pytest.raises(PixelsegError, match="not a regular file"):
+        load_checkpoint(run)

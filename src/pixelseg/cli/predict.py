@@ -20,10 +20,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--files",
         metavar="LIST",
-        help="a text file of image paths, one per line (streamed: any length); outputs keep "
-        "each path's folders under --out",
+        help="a text file of image paths, one per line (streamed: any length), read from "
+        "--root (default: the list's folder); outputs keep each path's folders relative to it "
+        "under --out, and a path outside it fails",
     )
-    p.add_argument("--root", help="folder that relative paths in --files are relative to")
+    p.add_argument(
+        "--root",
+        help="the folder --files entries are read from and mirrored by (default: the folder "
+        "of the list file); an entry outside it fails",
+    )
     p.add_argument("--out", required=True, help="output folder")
     add_inference_arguments(p)
     p.add_argument(

@@ -38,7 +38,7 @@ from PIL import Image
 
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
-from .imageio import MAX_PIXELS, atomic_write_bytes
+from .imageio import MAX_PIXELS, NOT_AN_IMAGE, PIL_FORMATS, atomic_write_bytes
 
 if TYPE_CHECKING:  # source.py imports this module
     from .source import Item
@@ -122,7 +122,9 @@ def value_counts(mask: np.ndarray) -> dict[int, int]:
 def _orientation(img: Image.Image) -> int:
     """The EXIF orientation, read from the header only: Pillow's ``getexif`` on a PNG without
     an eXIf chunk before the pixel data would decode the whole file to look after it."""
-    if "exif" not in img.info and img.format != "TIFF":
+    # A PNG's "Raw profile type exif" text chunk is EXIF too (``read_image`` applies it).
+    exif = "exif" in img.info or "Raw profile type exif" in img.info
+    if not exif and img.format != "TIFF":
         return 1
     return int(img.getexif().get(ORIENTATION_TAG, 1) or 1)
 
@@ -142,7 +144,7 @@ def read_header(path: str | Path, verify: bool = False) -> ImageFacts:
     try:
         # imageio turns DecompressionBombWarning into an error process-wide (catch_warnings
         # is not thread-safe); the explicit pixel count below holds even without it.
-        with Image.open(path) as img:
+        with Image.open(path, formats=PIL_FORMATS) as img:
             alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
             facts = ImageFacts(*img.size, img.mode, img.format, _orientation(img), alpha, verify)
             _check_pixel_count(path, facts)
@@ -156,6 +158,8 @@ def read_header(path: str | Path, verify: bool = False) -> ImageFacts:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadFile(path, f"over the decompression-bomb limit ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise BadFile(path, NOT_AN_IMAGE) from None
     except Exception as e:  # any failure to parse or read a file is damage, not a bug
         raise BadFile(path, f"unreadable or truncated image ({e})") from None
     return facts

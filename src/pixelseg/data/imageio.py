@@ -18,6 +18,13 @@ from ..files import (  # noqa: F401 -- re-exported: readers and older callers im
 )
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# The Pillow formats of those files, the only ones opened: Pillow knows dozens more (EPS runs
+# Ghostscript, and a GIF or PSD named .png would be decoded by their plugins).
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")  # JPEG also opens cameras' MPO files
+NOT_AN_IMAGE = (
+    "unreadable or truncated image, or not a PNG, JPEG, BMP, TIFF or WebP image (the formats "
+    "pixelseg reads)"
+)
 
 # Decompression-bomb guard: refuse images with more pixels than this (about 16k x 16k).
 MAX_PIXELS = 268_000_000
@@ -37,21 +44,41 @@ def _open(path: Path) -> Image.Image:
         raise PixelsegError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise PixelsegError(f"{path}: file is empty (0 bytes)")
+    return _decode(path, str(path))
+
+
+def _decode(source, name: str, max_pixels: int | None = None) -> Image.Image:
+    """Open and decode a file or a file object, any failure a one-line PixelsegError naming
+    ``name``; ``max_pixels`` is checked from the header, before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(source, formats=PIL_FORMATS)
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise ImageTooLargeError(
+                    f"{name}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,}"
+                )
             img.load()  # decode now so truncated files fail here, not in a worker later
+    except PixelsegError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLargeError(f"{path}: image too large to decode safely ({e})") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise PixelsegError(f"{path}: unreadable or truncated image ({e})") from None
+        raise ImageTooLargeError(f"{name}: image too large to decode safely ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise PixelsegError(f"{name}: {NOT_AN_IMAGE}") from None
+    except Exception as e:  # decoders raise many types (OSError, SyntaxError, ValueError, ...)
+        raise PixelsegError(f"{name}: unreadable or truncated image ({_reason(e)})") from None
     return img
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 RGB with its EXIF orientation applied."""
-    return _to_rgb(_open(Path(path)))
+    return _to_rgb(_open(Path(path)), str(path))
 
 
 def decode_image_bytes(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -61,32 +88,22 @@ def decode_image_bytes(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> 
 
     if not data:
         raise PixelsegError(f"{name}: empty file (0 bytes)")
+    return _to_rgb(_decode(io.BytesIO(data), name, max_pixels), name)
+
+
+def _to_rgb(img: Image.Image, name: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB with the EXIF orientation applied; 16-bit gray scaled to 8 bits.
+    Damaged EXIF (a PNG's text chunk that is not hex, a bad eXIf chunk) is a PixelsegError."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageTooLargeError(
-                    f"{name}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,}"
-                )
-            img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLargeError(f"{name}: image too large to decode safely ({e})") from None
-    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as e:
-        raise PixelsegError(f"{name}: not a readable image, or truncated ({e})") from None
-    return _to_rgb(img)
-
-
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    """(H, W, 3) uint8 RGB with the EXIF orientation applied; 16-bit gray scaled to 8 bits."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode == "I;16" or img.mode == "I":
-        # 16-bit grayscale: scale to 8 bits rather than clipping.
-        arr = np.asarray(img, dtype=np.float64)
-        arr = (arr / max(arr.max(), 1.0) * 255.0).astype(np.uint8)
-        return np.repeat(arr[:, :, None], 3, axis=2)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+        img = ImageOps.exif_transpose(img)
+        if img.mode == "I;16" or img.mode == "I":
+            # 16-bit grayscale: scale to 8 bits rather than clipping.
+            arr = np.asarray(img, dtype=np.float64)
+            arr = (arr / max(arr.max(), 1.0) * 255.0).astype(np.uint8)
+            return np.repeat(arr[:, :, None], 3, axis=2)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except Exception as e:  # EXIF parsing raises ValueError, SyntaxError, struct.error, ...
+        raise PixelsegError(f"{name}: damaged image metadata or pixels ({_reason(e)})") from None
 
 
 def read_mask(path: str | Path) -> np.ndarray:

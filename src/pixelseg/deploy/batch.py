@@ -2,7 +2,9 @@
 decoding and writing overlapped with the forward pass.
 
 - Input: image paths given on the command line, or a list file of one path per line, read as
-  a stream (a list of millions of lines is never held in memory).
+  a stream (a list of millions of lines is never held in memory). Where a list entry is read
+  and where its outputs go is ``ListLayout``'s rule: relative to a base folder (``--root``,
+  else the list's folder), mirrored under the output folder, never outside it.
 - Sharding: image ``i`` of the list belongs to part ``i % num_parts``. Under torchrun each
   process is a part (rank of world size); ``--num-parts N --part-id K`` splits a list over an
   array job, and the two combine (N machines x R ranks = N*R parts).
@@ -11,7 +13,11 @@ decoding and writing overlapped with the forward pass.
   written atomically. A re-run reads the log and skips what it lists, so a killed job loses
   at most the images in flight, and every image is recorded once. A torn last line (a kill in
   mid-write) is dropped. Images that failed to decode are logged with an ``error`` and tried
-  again on a re-run (the last record of an image is the one that counts).
+  again on a re-run (the last record of an image is the one that counts). A lock on the log
+  keeps a second process off a part that is running.
+- Writing: each output is written under a temporary name of its part, fsynced, renamed into
+  place, and its folder fsynced, before the log line that marks the image done. A write error
+  fails that image (logged), except those that would fail every image (``STOPS_THE_JOB``).
 - Overlap: decoder threads read images ahead into a bounded queue; the main thread batches
   images of the same size for the forward pass; writer threads encode and write the outputs.
   PIL, zlib, numpy and torch release the GIL in their heavy parts, so threads overlap well.
@@ -19,15 +25,17 @@ decoding and writing overlapped with the forward pass.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -80,6 +88,11 @@ class Shard:
         world, rank = int(env.get("WORLD_SIZE", 1)), int(env.get("RANK", 0))
         cls(part_id, num_parts)  # validate the user's numbers before combining them
         return cls(part_id * world + rank, num_parts * world)
+
+    @property
+    def writer(self) -> str:
+        """The part's name in its temporary files (``atomic_write_bytes``'s ``writer``)."""
+        return f"p{self.part_id}of{self.num_parts}"
 
     def log_name(self) -> str:
         if self.num_parts == 1:
@@ -149,30 +162,77 @@ def flat_names(paths: list[str]) -> dict[str, str]:
     return {p: Path(p).stem for p in paths}
 
 
-def mirrored_name(entry: str) -> str:
-    """A list entry's output stem: its path without the suffix, folders kept, so that
-    ``a/x.jpg`` and ``b/x.jpg`` do not collide. An absolute path loses its root; a path that
-    climbs out with ``..`` is mirrored by its absolute form, so no output lands outside --out."""
-    path = os.path.normpath(entry)
-    if path == ".." or path.startswith(".." + os.sep):
-        path = os.path.abspath(path)
-    parts = PurePosixPath(path.replace(os.sep, "/")).parts
-    parts = parts[1:] if parts and parts[0] == "/" else parts
-    if not parts:
-        raise PixelsegError(f"{entry!r}: not an image path")
-    return str(PurePosixPath(*parts).with_suffix(""))
+class ListLayout:
+    """Where a ``--files`` entry is read and where its outputs go: the one rule.
+
+    The base folder is ``--root`` when given, else the folder of the list file. A relative
+    entry is read from ``base/entry``; an absolute one as it is. Its outputs go to
+    ``OUT/<the entry's path relative to base, suffix dropped>_mask.png`` and friends, so
+    ``a/x.jpg`` and ``b/x.jpg`` do not collide. An entry whose normalised path is not inside
+    the base (absolute elsewhere, ``//host/...``, ``..`` climbing out) is refused: its outputs
+    would have to land outside OUT. Paths are compared as text, after ``..`` and ``.`` are
+    folded, without following symlinks: a symlink inside the base that points elsewhere is
+    read, and its outputs still land inside OUT.
+
+    >>> ListLayout("/data").locate("a/x.jpg")
+    (PosixPath('/data/a/x.jpg'), 'a/x')
+    """
+
+    def __init__(self, base: str | Path) -> None:
+        self.base = os.path.normpath(os.path.abspath(base))
+        self._prefix = self.base if self.base.endswith(os.sep) else self.base + os.sep
+
+    def locate(self, entry: str) -> tuple[Path, str]:
+        """(the file to read, the output stem relative to OUT); a PixelsegError naming the
+        entry when it is outside the base."""
+        path = os.path.normpath(os.path.join(self.base, entry))
+        if path == self.base:
+            raise PixelsegError(f"{entry}: not an image path (the base folder itself)")
+        if path.startswith("//") or not path.startswith(self._prefix):
+            raise PixelsegError(
+                f"{entry}: outside {self.base}, the folder list entries are read from and "
+                "mirrored under --out; pass --root a folder that holds it"
+            )
+        folder, name = os.path.split(path[len(self._prefix) :])
+        stem = os.path.splitext(name)[0]
+        if stem in ("", ".", ".."):
+            raise PixelsegError(f"{entry}: not an image path")
+        return Path(path), PurePosixPath(*folder.split(os.sep), stem).as_posix()
+
+
+def _lock(file, path: Path) -> None:
+    """An exclusive lock on an open file for as long as it stays open, or a one-line error."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; one process per part is then the user's care
+        return
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise PixelsegError(
+            f"{path}: another process is running this part into the same --out; wait for it "
+            "to finish, or give this one another --out or --part-id"
+        ) from None
 
 
 class PredictionLog:
-    """One part's JSON-lines log: what is done, and an append that survives a kill."""
+    """One part's JSON-lines log: what is done, and an append that survives a kill.
+
+    Opening it takes an exclusive lock on the file (``flock``; released when the process
+    ends, however it ends), so a second process started on the same part is refused instead
+    of writing the same outputs and log lines twice."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.done: set[str] = set()
         self.failed = 0
-        if path.is_file():
-            self._read()
         self._file = open(path, "a", encoding="utf-8")
+        try:
+            _lock(self._file, path)
+            self._read()
+        except BaseException:
+            self._file.close()
+            raise
         self._lock = threading.Lock()
         self._last_sync = time.monotonic()
 
@@ -180,8 +240,7 @@ class PredictionLog:
         data = self.path.read_bytes()
         good = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
         if len(good) != len(data):  # a torn last line from a kill: drop it
-            with open(self.path, "r+b") as f:
-                f.truncate(len(good))
+            os.ftruncate(self._file.fileno(), len(good))
         for line in good.splitlines():
             try:
                 record = json.loads(line)
@@ -242,17 +301,27 @@ class BatchSummary:
         return self.processed / self.seconds if self.seconds else 0.0
 
 
+class Job(NamedTuple):
+    """One entry of the list, located: the file to read and its output stem, or why it is
+    refused before it is read."""
+
+    entry: str
+    source: Path | None = None
+    stem: str | None = None
+    error: str | None = None
+
+
 class ReadAhead:
     """Decoder threads that read images ahead of the model into a bounded queue.
 
-    Iterating yields ``(entry, image, error)`` (image None when the file could not be read) in
-    the order they finish; it ends when every entry was read. ``close()`` stops the threads
-    early (an interrupted job)."""
+    Iterating yields ``(job, image, error)`` (image None when the file was refused or could
+    not be read) in the order they finish; it ends when every job was read. ``close()`` stops
+    the threads early (an interrupted job)."""
 
     _END = object()
 
-    def __init__(self, entries: Iterator[str], resolve, threads: int, depth: int) -> None:
-        self.entries, self.resolve = entries, resolve
+    def __init__(self, jobs: Iterator[Job], threads: int, depth: int) -> None:
+        self.jobs = jobs
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.queue: queue.Queue = queue.Queue(maxsize=max(2, depth))
@@ -263,19 +332,24 @@ class ReadAhead:
     def _work(self) -> None:
         try:
             while not self.stop.is_set():
-                with self.lock:  # one shared iterator: every entry is read by one thread
-                    entry = next(self.entries, self._END)
-                if entry is self._END:
+                with self.lock:  # one shared iterator: every job is read by one thread
+                    job = next(self.jobs, self._END)
+                if job is self._END:
                     return
-                try:
-                    item = (entry, read_image(self.resolve(entry)), None)
-                except PixelsegError as e:
-                    item = (entry, None, str(e))
-                except Exception as e:  # a bad path, a file system error: that image fails
-                    item = (entry, None, f"{entry}: cannot read ({type(e).__name__}: {e})")
-                self._put(item)
+                self._put(self._read(job))
         finally:
             self._put(self._END)  # always, or the consumer would wait for this thread forever
+
+    @staticmethod
+    def _read(job: Job) -> tuple:
+        if job.error is not None:
+            return job, None, job.error
+        try:
+            return job, read_image(job.source), None
+        except PixelsegError as e:
+            return job, None, str(e)
+        except Exception as e:  # a bad path, a file system error: that image fails
+            return job, None, f"{job.entry}: cannot read ({type(e).__name__}: {e})"
 
     def _put(self, item) -> None:
         while not self.stop.is_set():
@@ -302,7 +376,7 @@ class ReadAhead:
 
 
 def same_size_batches(reader: ReadAhead, batch_size: int) -> Iterator[list]:
-    """Group consecutive ``(entry, image, error)`` items into batches of at most
+    """Group consecutive ``(job, image, error)`` items into batches of at most
     ``batch_size`` images of one size; a failed item comes through alone (image None). A batch
     is handed on as soon as nothing more is ready, so a slow disk never holds back the model."""
     batch: list = []
@@ -324,25 +398,38 @@ def same_size_batches(reader: ReadAhead, batch_size: int) -> Iterator[list]:
         yield batch
 
 
+# Write errors that would fail every image after this one too: the job stops (one line naming
+# the file) instead of logging the rest as failed; a re-run continues where it stopped. Any
+# other write error (a name too long, a file where a folder should be, a folder without write
+# permission) fails that image alone.
+STOPS_THE_JOB = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
 def predict_stream(
     predictor: Predictor,
     entries: Iterable[str],
     out_dir: str | Path,
     options: PredictOptions | None = None,
     shard: Shard | None = None,
-    name_of=mirrored_name,
-    resolve=Path,
+    locate: Callable[[str], tuple[Path, str]] | None = None,
     total: int | None = None,
     progress: bool = True,
     keep_records: bool = False,
 ) -> BatchSummary:
     """Segment every entry of this shard not yet in the log; returns counts and failures.
 
-    ``name_of(entry)`` gives the output stem relative to ``out_dir``; ``resolve(entry)`` the
-    file to read (e.g. relative to a root folder).
+    ``locate(entry)`` gives the file to read and its output stem relative to ``out_dir``, or
+    raises a PixelsegError that fails that entry alone (default: ``ListLayout(".").locate``,
+    entries relative to the current folder). Within the part an entry is predicted once: a
+    repeat (the same file again) is skipped, and an entry whose output stem is that of an
+    earlier entry (``a/x.png``, ``a/x.jpg``) is refused, logged as failed naming the earlier
+    one. That takes a map of the part's stems in memory, as the log's set of finished images
+    does: tens of bytes per image. Two parts are not compared (they need no coordination).
+    Only one process at a time may run a part (a lock on its log).
     """
     options = options or PredictOptions()
     shard = shard or Shard()
+    locate = locate or ListLayout(".").locate
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise PixelsegError(f"{out_dir}: exists and is not a folder; choose another --out")
@@ -352,22 +439,49 @@ def predict_stream(
     summary = BatchSummary(out_dir, log.path)
     bar_total = None if total is None else -(-max(total - shard.part_id, 0) // shard.num_parts)
     bar = tqdm(total=bar_total, desc="predict", unit="img", disable=not progress, leave=False)
+    stems: dict[str, str] = {}  # output stem -> the first entry of this part that has it
 
-    def todo() -> Iterator[str]:
+    def skip() -> None:
+        summary.skipped += 1
+        bar.update(1)
+
+    def todo() -> Iterator[Job]:
         for entry in shard.take(entries):
-            if entry in log.done:
-                summary.skipped += 1
-                bar.update(1)
+            try:
+                source, stem = locate(entry)
+            except PixelsegError as e:
+                yield Job(entry, error=str(e))
+                continue
+            first = stems.get(stem)
+            if first is None:
+                stems[stem] = entry
+                if entry in log.done:
+                    skip()
+                else:
+                    yield Job(entry, source, stem)
+            elif first == entry or locate(first)[0] == source:  # a repeat: done once
+                skip()
             else:
-                yield entry
+                yield Job(
+                    entry,
+                    error=f"{entry}: its outputs {stem}_* would overwrite those of {first}, "
+                    "listed before it; rename one, or list them for separate --out folders",
+                )
 
-    def finish(entry: str, future: Future) -> None:
+    def fail(entry: str, error: str) -> None:
+        log.append({"image": entry, "error": error})
+        summary.failed.append((entry, error))
+        bar.update(1)
+
+    def finish(job: Job, future: Future) -> None:
         try:
-            record = {"image": entry, **future.result()}
+            record = {"image": job.entry, **future.result()}
         except OSError as e:
-            raise PixelsegError(
-                f"{e.filename or out_dir}: cannot write the outputs of {entry} ({e.strerror})"
-            ) from None
+            where = e.filename or out_dir / job.stem
+            error = f"{where}: cannot write the outputs of {job.entry} ({e.strerror or e})"
+            if e.errno in STOPS_THE_JOB:
+                raise PixelsegError(f"{error}; the job stopped, re-run to go on") from None
+            return fail(job.entry, error)
         log.append(record)
         summary.processed += 1
         if keep_records:
@@ -375,28 +489,30 @@ def predict_stream(
         bar.update(1)
 
     workers = max(1, options.workers)
-    reader = ReadAhead(todo(), resolve, workers, depth=2 * options.batch_size)
+    reader = ReadAhead(todo(), workers, depth=2 * options.batch_size)
     writers = ThreadPoolExecutor(workers, thread_name_prefix="pixelseg-write")
-    in_flight: list[tuple[str, Future]] = []  # oldest first
+    in_flight: list[tuple[Job, Future]] = []  # oldest first
     t0 = time.perf_counter()
     try:
         for batch in same_size_batches(reader, options.batch_size):
-            if batch[0][1] is None:  # unreadable: logged, the job goes on
-                entry, _, error = batch[0]
-                log.append({"image": entry, "error": error})
-                summary.failed.append((entry, error))
-                bar.update(1)
+            if batch[0][1] is None:  # refused or unreadable: logged, the job goes on
+                job, _, error = batch[0]
+                fail(job.entry, error)
                 continue
             probs = predictor.predict_proba_batch(
                 [image for _, image, _ in batch], options.tta, options.scales, options.window
             )
-            for (entry, image, _), p in zip(batch, probs):
+            for (job, image, _), p in zip(batch, probs):
                 pred = ImagePrediction(image, p, predictor.classes, options.min_area)
-                paths = OutputPaths(out_dir / name_of(entry))
                 future = writers.submit(
-                    write_outputs, pred, paths, options.uncertainty, options.instances
+                    write_outputs,
+                    pred,
+                    OutputPaths(out_dir / job.stem),
+                    options.uncertainty,
+                    options.instances,
+                    shard.writer,
                 )
-                in_flight.append((entry, future))
+                in_flight.append((job, future))
             # Log what is written; wait only when too many images are held in memory.
             while in_flight and (
                 in_flight[0][1].done() or len(in_flight) > 2 * workers * options.batch_size
@@ -407,9 +523,9 @@ def predict_stream(
     finally:
         reader.close()
         writers.shutdown(wait=True)
-        for entry, future in in_flight:  # interrupted: log what did finish
+        for job, future in in_flight:  # interrupted: log what did finish
             if future.exception() is None:
-                finish(entry, future)
+                finish(job, future)
         log.close()
         bar.close()
     summary.seconds = time.perf_counter() - t0

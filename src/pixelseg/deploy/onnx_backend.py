@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.imageio import MAX_PIXELS
 from ..errors import PixelsegError
 
 METADATA_KEY = "pixelseg"  # the same key the exporter writes (onnx_export.METADATA_KEY)
@@ -36,7 +37,8 @@ def new_session(path: str | Path, threads: int | None = None):
 
 
 def read_metadata(session, path: str | Path) -> dict:
-    """The exporter's metadata (model, classes, normalisation, sizes) from a session."""
+    """The exporter's metadata (model, classes, normalisation, sizes) from a session, checked:
+    a missing or malformed value is a one-line error naming the file and the key."""
     props = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in props:
         raise PixelsegError(
@@ -44,10 +46,72 @@ def read_metadata(session, path: str | Path) -> dict:
         )
     try:
         meta = json.loads(props[METADATA_KEY])
-        meta["classes"]["names"], meta["model"]["name"]  # noqa: B018 (required keys)
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except json.JSONDecodeError as e:
         raise PixelsegError(f"{path}: damaged pixelseg metadata ({e})") from None
+    problem = metadata_problem(meta, _graph_classes(session))
+    if problem:
+        key, what = problem
+        raise PixelsegError(f"{path}: damaged pixelseg metadata: {key} {what}")
     return meta
+
+
+def _graph_classes(session) -> int | None:
+    """The number of classes the graph outputs, when its shape fixes it."""
+    outputs = session.get_outputs()
+    shape = outputs[0].shape if outputs else None
+    return shape[1] if shape and len(shape) == 4 and isinstance(shape[1], int) else None
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _size_problem(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or not all(_is_int(v) for v in value):
+        return f"is {str(value)[:60]!r}, not null or [height, width]"
+    if min(value) < 1 or value[0] * value[1] > MAX_PIXELS:
+        return f"is {value}: a size needs 1 to {MAX_PIXELS:,} pixels"
+    return None
+
+
+def metadata_problem(meta, graph_classes: int | None = None) -> tuple[str, str] | None:
+    """(key, what is wrong) for the first malformed value of exported metadata, else None."""
+    if not isinstance(meta, dict):
+        return "pixelseg", "is not a JSON object"
+    model = meta.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        return "model.name", "is missing or not text"
+    if not isinstance(model.get("knobs", {}), dict):
+        return "model.knobs", "is not an object"
+    classes = meta.get("classes")
+    names = classes.get("names") if isinstance(classes, dict) else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return "classes.names", "is missing or not a non-empty list of names"
+    colours = classes.get("colours") or []
+    rgb = (
+        all(
+            isinstance(c, list) and len(c) == 3 and all(_is_int(v) and 0 <= v <= 255 for v in c)
+            for c in colours
+        )
+        if isinstance(colours, list)
+        else False
+    )
+    if not rgb or (colours and len(colours) != len(names)):
+        return "classes.colours", f"is not one [r, g, b] (0-255) per class ({len(names)})"
+    if graph_classes is not None and graph_classes != len(names):
+        return "classes.names", f"has {len(names)} classes, the graph outputs {graph_classes}"
+    for key in ("input_size", "resize"):
+        problem = _size_problem(meta.get(key))
+        if problem:
+            return key, problem
+    norm = meta.get("normalization")
+    if norm is not None and not isinstance(norm, dict):
+        return "normalization", "is not an object"
+    if meta.get("epoch") is not None and not _is_int(meta["epoch"]):
+        return "epoch", f"is {meta['epoch']!r}, not a whole number"
+    return None
 
 
 class OnnxModel:

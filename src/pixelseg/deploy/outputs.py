@@ -21,7 +21,7 @@ from ..analysis.instances import (
 from ..data.imageio import encode_png
 from ..data.overlay import overlay
 from ..data.sample import ClassTable
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, fsync_folder
 
 
 @dataclass
@@ -68,13 +68,18 @@ class OutputPaths:
 
 
 def write_outputs(
-    pred: ImagePrediction, paths: OutputPaths, uncertainty: bool = True, instances: bool = False
+    pred: ImagePrediction,
+    paths: OutputPaths,
+    uncertainty: bool = True,
+    instances: bool = False,
+    writer: str | None = None,
 ) -> dict:
-    """Write one image's files atomically (mask last: its presence marks a finished image for a
-    reader who looks at files rather than the log) and return its record. Each image has one
-    writer (batch parts split the images), so the temporary names are fixed: a re-run that
-    redoes an image a killed run was writing replaces the temporary files it left."""
-    write_bytes = functools.partial(atomic_write_bytes, single_writer=True)
+    """Write one image's files atomically and durably (mask last: its presence marks a finished
+    image for a reader who looks at files rather than the log) and return its record. Every
+    file and the folder's entries are on disk when this returns, so a log line written after
+    it never names outputs a power loss could take. ``writer``: the batch part's name, for
+    temporary names of its own (``atomic_write_bytes``)."""
+    write_bytes = functools.partial(atomic_write_bytes, fsync=True, writer=writer)
     record: dict = {"size": list(pred.class_map.shape)}
     write_bytes(paths.path("overlay"), pred.overlay_png())
     record["overlay"] = str(paths.path("overlay"))
@@ -91,4 +96,5 @@ def write_outputs(
     write_bytes(paths.path("mask"), pred.mask_png())
     record["mask"] = str(paths.path("mask"))
     record["class_pixels"] = pred.class_pixels()
+    fsync_folder(paths.base.parent)
     return record

@@ -10,6 +10,7 @@ from ..errors import PixelsegError
 from ..files import atomic_write_text
 from .batch import (
     BatchSummary,
+    ListLayout,
     PredictOptions,
     Shard,
     count_file_list,
@@ -34,8 +35,9 @@ def predict_images(
     progress: bool = True,
 ) -> BatchSummary:
     """Segment ``images`` (files or folders; outputs ``<stem>_*`` in ``out_dir``, and the whole
-    table as ``predictions.json``) or the paths listed in ``files`` (streamed, any length,
-    relative to ``root``; outputs keep each path's folders). ``model``: a run folder, a
+    table as ``predictions.json``) or the paths listed in ``files`` (streamed, any length;
+    read from ``root``, by default the list's folder, and mirrored under ``out_dir`` by their
+    path relative to it; an entry outside it fails: ``ListLayout``). ``model``: a run folder, a
     checkpoint .json, an exported .onnx file, or a loaded Predictor. Images already done (in
     the output's log) are skipped; failed ones are in ``summary.failed``, the rest are done.
 
@@ -48,16 +50,14 @@ def predict_images(
         raise PixelsegError("--batch-size and --workers must be at least 1")
     out = Path(out_dir)
     if files:
-        base = Path(root) if root else None
+        layout = ListLayout(root if root is not None else Path(files).parent)
         kwargs = dict(
-            entries=read_file_list(files),
-            total=count_file_list(files),
-            resolve=(lambda e: base / e) if base else Path,
+            entries=read_file_list(files), total=count_file_list(files), locate=layout.locate
         )
     else:
         paths = expand_images(list(images))
         names = flat_names(paths)
-        kwargs = dict(entries=paths, total=len(paths), name_of=names.__getitem__)
+        kwargs = dict(entries=paths, total=len(paths), locate=lambda p: (Path(p), names[p]))
     predictor = model if isinstance(model, Predictor) else load(model, device)
     summary = predict_stream(
         predictor,

@@ -8,7 +8,11 @@ and are never rewritten: a new checkpoint writes new files, then replaces the si
 atomically. A crash at any instant therefore leaves the previous sidecar naming the previous,
 complete files; files no sidecar names are removed later (``prune_checkpoint_files``).
 Sidecars without ``files`` (pixelseg before 0.2) name ``TAG.safetensors`` and
-``TAG.optim.safetensors`` beside them, and still load.
+``TAG.optim.safetensors`` beside them, and still load: only those conventional files beside
+the sidecar are read (regular files only), without a size or sha256 check, since those
+versions recorded none (the safetensors header is still parsed strictly and every tensor
+checked against the model). A ``files`` record must name plain files in the sidecar's folder,
+with their size and sha256; anything else (a path, ``..``, a device) is refused unread.
 
 ``read_sidecar`` returns a ``Sidecar``; its ``to_dict()`` is the JSON on disk.
 """
@@ -19,6 +23,7 @@ import hashlib
 import json
 import re
 import secrets
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -235,7 +240,32 @@ def read_sidecar(path: str | Path, require: tuple[str, ...] = ()) -> Sidecar:
             f"{path}: checkpoint sidecar lacks {', '.join(missing)}; it is damaged or not a "
             "pixelseg checkpoint"
         )
+    problem = _files_problem(meta.get("files"))
+    if problem:
+        raise PixelsegError(f"{path}: damaged checkpoint sidecar ({problem})")
     return Sidecar.from_dict(meta, path)
+
+
+def _files_problem(files) -> str | None:
+    """What is wrong with a sidecar's ``files`` record, if anything: each data file must be a
+    plain name in the sidecar's own folder (never a path elsewhere or ``..``), with
+    its size and sha256."""
+    if files is None:
+        return None
+    if not isinstance(files, dict):
+        return "files is not an object"
+    for role, record in files.items():
+        if not isinstance(record, dict):
+            return f"files.{role} is not an object"
+        name, size, digest = record.get("file"), record.get("bytes"), record.get("sha256")
+        plain = isinstance(name, str) and name not in ("", ".", "..")
+        if not plain or Path(name).name != name or "\\" in name or "\0" in name:
+            return f"files.{role}.file {name!r} is not a file name in the sidecar's folder"
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return f"files.{role}.bytes {size!r} is not a size"
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            return f"files.{role}.sha256 {digest!r} is not a sha256"
+    return None
 
 
 def data_file(meta: Sidecar, role: str = "weights") -> Path:
@@ -249,13 +279,21 @@ def data_file(meta: Sidecar, role: str = "weights") -> Path:
 def _read_data(meta: Sidecar, role: str) -> dict[str, torch.Tensor]:
     """A checkpoint's data file, checked against the size and sha256 its sidecar records."""
     path, what = data_file(meta, role), "weights" if role == "weights" else "optimizer state"
+    record = (meta.files or {}).get(role)
     try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a device (/dev/zero), a pipe: never read
+            raise PixelsegError(f"{path}: {what} file is not a regular file (named by {meta.path})")
+        if record is not None and st.st_size != record.bytes:  # before reading a byte of it
+            raise PixelsegError(
+                f"{path}: {what} file is damaged or incomplete ({st.st_size} bytes; "
+                f"{meta.path} recorded {record.bytes} bytes and their sha256)"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise _MissingFile(f"{path}: {what} file not found (named by {meta.path})") from None
     except OSError as e:
         raise PixelsegError(f"{path}: cannot read the {what} ({e})") from None
-    record = (meta.files or {}).get(role)
     if record is not None and (
         len(data) != record.bytes or hashlib.sha256(data).hexdigest() != record.sha256
     ):

@@ -80,15 +80,38 @@ def create_run_folder(cfg: RunConfig, info: DistInfo, skipped: list) -> Path:
 
 def read_resume_point(run_dir: Path, log=print) -> Sidecar | None:
     """The sidecar of a run's last complete checkpoint, checked for what resuming needs; None
-    when the run stopped before its first checkpoint (it then starts over, same config)."""
+    when the run stopped before its first checkpoint (it then starts over, same config).
+
+    A run that shows it trained past that point (``trained_evidence``) but has no ``last``
+    checkpoint lost its checkpoints: resuming it is refused, naming what is missing, rather
+    than silently training it again from the start."""
     path = RunFolder(run_dir).last
     if not path.is_file():
+        evidence = trained_evidence(run_dir)
+        if evidence:
+            raise PixelsegError(
+                f"{path}: missing, but the run trained ({'; '.join(evidence)}): its checkpoints "
+                "were removed or moved; put them back to resume, or train a new run"
+            )
         log(
             f"{run_dir}: stopped before its first checkpoint was complete; "
             "training it from the start with its config.yaml"
         )
         return None
     return read_sidecar(path, RESUME_KEYS)
+
+
+def trained_evidence(run_dir: Path) -> list[str]:
+    """What shows that a run completed a checkpoint: its report or evaluation, or a metrics row
+    of an epoch after the first (epoch 1's row is appended before its checkpoint is written,
+    so a run killed in its first commit has that row and nothing else to resume)."""
+    run = RunFolder(run_dir)
+    found = [str(p) for p in (run.report, run.eval_dir) if p.exists()]
+    epochs = [r.get("epoch") for r in read_history(run.metrics, 1 << 30, rewrite=False)]
+    epochs = [e for e in epochs if isinstance(e, int)]
+    if epochs and max(epochs) > 1:
+        found.append(f"{run.metrics} has rows up to epoch {max(epochs)}")
+    return found
 
 
 def restore_commit(run_dir: Path, last: Sidecar, log=print) -> None:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from ...errors import PixelsegError
 from ..formats import DatasetFormat, register_format
-from ..imageio import IMAGE_EXTENSIONS
+from ..imageio import IMAGE_EXTENSIONS, PIL_FORMATS
 from ..polygons import Shape, outside_image, rasterize, uncovered_value
 from ..sample import ClassTable
 from ..source import Item, SegmentationSource
@@ -69,7 +69,7 @@ def class_table(root: Path) -> ClassTable:
 def upright_size(image: Path) -> tuple[int, int]:
     """(H, W) of the image as pixelseg reads it (EXIF orientation applied), from its header."""
     try:
-        with Image.open(image, formats=None) as img:
+        with Image.open(image, formats=PIL_FORMATS) as img:
             w, h = img.size
             turned = img.getexif().get(EXIF_ORIENTATION) in SWAPPED
     except FileNotFoundError:
