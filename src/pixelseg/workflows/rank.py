@@ -210,8 +210,7 @@ def rank_images(
         raise PixelsegError("--top must be at least 1")
     predictor = model if hasattr(model, "predict_proba") else load(model, device)
     entries, total = _entries(images, files, root)
-    stage = StagedFolder(out_dir, "--out")
-    try:
+    with StagedFolder(out_dir, "--out") as stage:
         names, scores, failed = [], [], []
         for path in tqdm(entries, total=total, desc="rank", unit="img", disable=not progress):
             try:
@@ -283,11 +282,7 @@ def rank_images(
             cards,
         )
         write_file(stage.path / "index.html", page.encode())
-        out = stage.commit()
-    except BaseException:
-        stage.abort()
-        raise
-    return RankResult(out, len(names), failed, [names[i] for i in order[:top]])
+    return RankResult(stage.out, len(names), failed, [names[i] for i in order[:top]])
 
 
 def _rank_order(scores, top: int) -> list[int]:
@@ -326,8 +321,7 @@ def rank_labels(
             f"{data}: classes {source.classes.names} differ from the model's "
             f"{predictor.classes.names}"
         )
-    stage = StagedFolder(out_dir, "--out")
-    try:
+    with StagedFolder(out_dir, "--out") as stage:
         scored, failed = [], []
         for i in tqdm(range(len(source)), desc="check labels", unit="img", disable=not progress):
             item = source.items[i]
@@ -390,12 +384,8 @@ def rank_labels(
             cards,
         )
         write_file(stage.path / "index.html", page.encode())
-        out = stage.commit()
-    except BaseException:
-        stage.abort()
-        raise
     return RankResult(
-        out, len(scored), failed, [str(source.items[i].image) for _, i in scored[:top]]
+        stage.out, len(scored), failed, [str(source.items[i].image) for _, i in scored[:top]]
     )
 
 

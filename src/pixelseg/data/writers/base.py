@@ -68,6 +68,16 @@ class StagedFolder:
     def abort(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
+    def __enter__(self) -> StagedFolder:
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        """Committed when the block ends normally, removed when it raises (Ctrl-C included)."""
+        if error_type is None:
+            self.commit()
+        else:
+            self.abort()
+
 
 class DatasetWriter:
     """Writes a dataset into a ``StagedFolder``: ``close()`` puts it in place, ``abort()``
