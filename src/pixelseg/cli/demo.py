@@ -8,7 +8,7 @@ from ..deploy.demo import DEMO_COUNTS, DEMO_SIZE, demo
 from ._common import parse_size
 
 COMMAND = "demo"
-HELP = "the whole pipeline on built-in multi-object scenes (about 4 minutes on 2 CPU cores)"
+HELP = "the whole pipeline on built-in multi-object scenes (about 2.5 minutes on 2 CPU cores)"
 ORDER = 1
 
 
