@@ -3,6 +3,11 @@ label of the split, and count how many corrupted ones land in the top 10%.
 
     python bench/label_errors.py --run RUN [--data ../shared/datasets/camvid] [--split val]
                                  [--fraction 0.05] [--seed 0]
+    python bench/label_errors.py --split train [--train-samples 3670]
+
+The first form ranks a split that RUN did not train on. The second is the user's situation: it
+corrupts the train masks, trains on them (labelling_loop.py's recipe: lightseg 32 wide over
+Lite0 at 180x240, `--train-samples` images seen), then ranks the labels it trained on.
 
 Three kinds of corruption, in turn:
     swap    the two largest classes of the mask swapped
@@ -10,9 +15,10 @@ Three kinds of corruption, in turn:
             other than the mask's largest) painted with the class around it
     shift   the whole mask moved 5 pixels right and down (what it uncovers ignored)
 
-RUN should not have trained on the split's labels: on a split it trained on, a model has
-partly learnt the labels, right or wrong. Target (issue 31): at least 80% of the corrupted
-masks in the top 10%. Writes bench/results/label_errors.json.
+With --run, RUN should not have trained on the split's labels: on a split it trained on, a
+model has partly learnt the labels, right or wrong (the second form measures exactly that).
+Target (issue 31): at least 80% of the corrupted masks in the top 10%.
+Writes bench/results/label_errors.json.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from labelling_loop import train
 from scipy import ndimage
 
 from pixelseg.constants import IGNORE_INDEX
@@ -72,15 +79,19 @@ def corrupt(mask: np.ndarray, kind: str) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--run", required=True, help="a trained run folder or .onnx (the model)")
+    p.add_argument("--run", help="a trained run folder or .onnx; without it, train on the split")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--split", default="val")
     p.add_argument("--fraction", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-samples", type=int, default=3670, help="without --run: images seen")
     args = p.parse_args()
+    if args.run is None and args.split == "val":
+        p.error("without --run the model trains on --split and validates on val: use --split train")
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        convert_dataset(args.data, data, "mask-folder", splits=[args.split], progress=False)
+        splits = [args.split] if args.run else [args.split, "val"]
+        convert_dataset(args.data, data, "mask-folder", splits=splits, progress=False)
         source = open_split(data, args.split)
         n = len(source)
         rng = np.random.default_rng(args.seed)
@@ -94,7 +105,11 @@ def main() -> None:
             kind_of[str(item.image)] = kind
         top = max(1, round(0.10 * n))
         out = Path(tmp) / "ranked"
-        rank_labels(args.run, data, args.split, out, top=top, progress=True)
+        run = args.run
+        if run is None:
+            run, miou = train(data, Path(tmp) / "runs", "corrupted", n, args.train_samples)
+            print(f"trained on the corrupted {args.split} masks: val mIoU {miou:.4f}")
+        rank_labels(run, data, args.split, out, top=top, progress=True)
         lines = (out / "ranking.csv").read_text().splitlines()[1:]
         ranked = [line.split(",")[1] for line in lines]
     found = {k: 0 for k in KINDS}
@@ -116,7 +131,7 @@ def main() -> None:
     res.write_text(
         json.dumps(
             {
-                "run": args.run,
+                "run": str(run) if args.run else f"trained on it, {args.train_samples} seen",
                 "split": args.split,
                 "top": top,
                 "found": found,
