@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
 import queue
 import threading
 import time
@@ -413,15 +412,15 @@ def create_app(predictor: Predictor, limits: ServeLimits | None = None) -> FastA
 
     @app.get("/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
-        spec = predictor.meta["model"]
+        spec, info = predictor.meta["model"], predictor.info()
         return ModelInfo(
             model=spec["name"],
             knobs=spec.get("knobs", {}),
             classes=list(classes.names),
             colours=[list(c) for c in classes.colours],
-            input_size=list(predictor.resize) if predictor.resize else None,
-            backend="onnxruntime" if predictor.source.endswith(".onnx") else "torch",
-            source=os.path.basename(predictor.source.rstrip("/")),
+            input_size=list(info.input_size) if info.input_size else None,
+            backend=info.runtime,
+            source=info.source,
         )
 
     @app.post("/predict", response_model=Prediction, responses=ERRORS)
