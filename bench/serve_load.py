@@ -34,7 +34,9 @@ from deploy_speed import SIZE, train_run  # noqa: E402
 import pixelseg  # noqa: E402
 from pixelseg.data.imageio import list_images  # noqa: E402
 from pixelseg.data.scenes import write_scenes  # noqa: E402
-from pixelseg.deploy.batch import ListLayout, PredictOptions, predict_stream  # noqa: E402
+from pixelseg.deploy.batch import predict_stream  # noqa: E402
+from pixelseg.deploy.batch_listing import ListLayout  # noqa: E402
+from pixelseg.deploy.batch_pipeline import PredictOptions  # noqa: E402
 from pixelseg.deploy.onnx_export import export_onnx  # noqa: E402
 
 # The same outputs as offline predict writes: mask, overlay and uncertainty PNGs (objects, which

@@ -24,7 +24,7 @@ from .deploy.onnx_export import export_onnx
 from .deploy.predict import Predictor, load
 from .deploy.predict_images import predict_images
 from .deploy.serve import serve
-from .deploy.serve_limits import ServeLimits
+from .deploy.serve.limits import ServeLimits
 from .engine.trainer import TrainResult, resume, train
 from .errors import PixelsegError
 from .models import create_model, list_models

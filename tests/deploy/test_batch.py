@@ -21,15 +21,11 @@ from PIL import Image
 import pixelseg
 from pixelseg.cli.main import main
 from pixelseg.data.imageio import list_images, read_image
-from pixelseg.deploy import batch
-from pixelseg.deploy.batch import (
-    ListLayout,
-    PredictionLog,
-    PredictOptions,
-    Shard,
-    predict_stream,
-    read_file_list,
-)
+from pixelseg.deploy import batch_pipeline
+from pixelseg.deploy.batch import predict_stream
+from pixelseg.deploy.batch_journal import PredictionLog
+from pixelseg.deploy.batch_listing import ListLayout, Shard, read_file_list
+from pixelseg.deploy.batch_pipeline import PredictOptions
 from pixelseg.errors import PixelsegError
 
 
@@ -300,7 +296,7 @@ def test_a_write_error_fails_that_image_and_a_full_disk_stops_the_job(
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(out / "c_mask.png"))
 
-    monkeypatch.setattr(batch, "write_outputs", full)
+    monkeypatch.setattr(batch_pipeline, "write_outputs", full)
     (root / "c.png").write_bytes(src.read_bytes())
     listing.write_text("c.png\n")
     assert main(args) == 2

@@ -208,3 +208,9 @@ def test_well_formed_metadata_of_a_foreign_graph_loads(tmp_path):
     tiny_onnx(tmp_path / "m.onnx", {**GOOD_META, "input_size": [8, 10]})
     predictor = pixelseg.load(tmp_path / "m.onnx")
     assert predictor.predict(np.zeros((12, 9, 3), np.uint8)).shape == (12, 9)
+    # It says what runs it, whatever the file is called.
+    info = predictor.info()
+    assert predictor.backend == info.backend == "onnx" and info.runtime == "onnxruntime"
+    assert info.source == "m.onnx" and info.input_size == (8, 10)
+    (tmp_path / "m.onnx").rename(tmp_path / "M.ONNX")
+    assert pixelseg.load(tmp_path / "M.ONNX").info().runtime == "onnxruntime"

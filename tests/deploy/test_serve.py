@@ -19,8 +19,8 @@ from PIL import Image
 import pixelseg
 from pixelseg.data.imageio import list_images, read_image
 from pixelseg.deploy.predict import overlay
-from pixelseg.deploy.serve_app import create_app
-from pixelseg.deploy.serve_limits import ServeLimits
+from pixelseg.deploy.serve.app import create_app
+from pixelseg.deploy.serve.limits import ServeLimits
 
 
 def png(array: np.ndarray) -> bytes:

@@ -16,7 +16,7 @@ from .live_server import live_server
 
 @pytest.fixture
 def server(trained_run):
-    from pixelseg.deploy.serve_app import create_app
+    from pixelseg.deploy.serve.app import create_app
 
     with live_server(create_app(pixelseg.load(trained_run("unet")))) as url:
         yield url

@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import pixelseg
-from pixelseg.deploy.serve_app import MicroBatcher, create_app
-from pixelseg.deploy.serve_limits import ServeLimits
+from pixelseg.deploy.serve.app import create_app
+from pixelseg.deploy.serve.batcher import MicroBatcher
+from pixelseg.deploy.serve.limits import ServeLimits
 
 from .live_server import live_server
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..deploy.batch import PredictOptions, Shard
+from ..deploy.batch_listing import Shard
+from ..deploy.batch_pipeline import PredictOptions
 from ..deploy.predict_images import predict_images
 from ..errors import PixelsegError
 from ._common import add_inference_arguments, inference_options

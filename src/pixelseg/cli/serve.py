@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 
 from ..deploy.serve import serve
-from ..deploy.serve_limits import ServeLimits
+from ..deploy.serve.limits import ServeLimits
 
 COMMAND = "serve"
 HELP = "serve a model over HTTP: POST /predict, GET /model, /health, /docs and a web page at /"

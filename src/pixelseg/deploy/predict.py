@@ -32,7 +32,12 @@ def load(model_path: str | Path, device: str = "auto", threads: int | None = Non
         if model.input_size:  # a fixed-size graph: every image is resized to it and back
             meta["resize"] = list(model.input_size)
         return Predictor(
-            model, meta, torch.device("cpu"), normalizer=PixelValues(), source=str(path)
+            model,
+            meta,
+            torch.device("cpu"),
+            normalizer=PixelValues(),
+            source=str(path),
+            backend="onnx",
         )
     return Predictor.from_checkpoint(path, device)
 

@@ -8,17 +8,17 @@ from pathlib import Path
 
 from ..errors import PixelsegError
 from ..files import atomic_write_text
-from .batch import (
-    BatchSummary,
+from .batch import predict_stream
+from .batch_journal import BatchSummary
+from .batch_listing import (
     ListLayout,
-    PredictOptions,
     Shard,
     count_file_list,
     expand_images,
     flat_names,
-    predict_stream,
     read_file_list,
 )
+from .batch_pipeline import PredictOptions
 from .predict import Predictor, load
 
 

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from ..config import RunConfig
 from ..data.loader import build_loader
 from ..data.pipeline import augment_params, eval_dataset, train_dataset
+from ..data.size_batches import same_size_batches
 from .batch_augment import BatchAugment
 from .device import augment_on_device, available_cores
 from .distributed import DistInfo, ShardSampler
@@ -41,12 +42,9 @@ def collate_by_size(batch) -> list[tuple[torch.Tensor, torch.Tensor]]:
     padding them to one size (``pad_collate``) would change what the model sees near the
     padded edges, so each group is predicted on its own, as ``pixelseg predict`` would.
     """
-    groups: dict[tuple[int, ...], list] = {}
-    for image, mask in batch:
-        groups.setdefault(tuple(mask.shape), []).append((image, mask))
+    groups = same_size_batches(batch, lambda sample: tuple(sample[1].shape), keep_order=False)
     return [
-        (torch.stack([i for i, _ in group]), torch.stack([m for _, m in group]))
-        for group in groups.values()
+        (torch.stack([i for i, _ in group]), torch.stack([m for _, m in group])) for group in groups
     ]
 
 

@@ -4,6 +4,7 @@ the analysis layer (the run report's example predictions) share this one class."
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,24 @@ from .checkpoint import load_checkpoint
 from .device import memory_format, pick_device
 from .inference import predict_probs
 
+# What runs each backend's forward pass, as ``GET /model`` and the logs name it.
+RUNTIMES = {"torch": "torch", "onnx": "onnxruntime"}
+
+
+@dataclass(frozen=True)
+class PredictorInfo:
+    """What a loaded model is and what runs it, for logs and ``GET /model``."""
+
+    model: str  # the registered model's name
+    backend: str  # "torch" (a checkpoint) or "onnx" (an exported file)
+    runtime: str  # what runs the forward pass: "torch" or "onnxruntime"
+    device: str
+    source: str  # the file's name, without its folder
+    input_size: tuple[int, int] | None  # the (H, W) every image is resized to, if any
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
 
 class Predictor:
     """A trained model with everything needed to reproduce training's preprocessing.
@@ -25,7 +44,9 @@ class Predictor:
     >>> class_map = p.predict(image)   # (H, W) int64 class ids  # doctest: +SKIP
 
     ``meta``: the model's metadata as JSON, a checkpoint ``Sidecar.to_dict()`` or an exported
-    file's; ``source``: the file it came from.
+    file's; ``source``: the file it came from; ``backend``: what it is, ``"torch"`` (a
+    checkpoint) or ``"onnx"`` (an exported file), so that callers ask rather than guess from
+    the file name.
     """
 
     def __init__(
@@ -35,11 +56,15 @@ class Predictor:
         device: torch.device,
         normalizer=None,
         source: str = "",
+        backend: str = "torch",
     ) -> None:
+        if backend not in RUNTIMES:
+            raise ValueError(f"backend {backend!r}: expected one of {', '.join(RUNTIMES)}")
         self.model = model.to(device).eval()  # load_checkpoint gives it the memory format
         self.meta = meta
         self.device = device
         self.source = source
+        self.backend = backend
         try:
             self.classes = ClassTable.from_dict(meta["classes"])
         except (KeyError, TypeError, ValueError):
@@ -56,11 +81,22 @@ class Predictor:
         or the exported file's size (a re-trained or re-exported model at the same path)."""
         path = Path(self.source)
         ident = {"path": str(path.resolve())}
-        if path.suffix.lower() == ".onnx":
+        if self.backend == "onnx":
             ident["bytes"] = path.stat().st_size if path.is_file() else None
         else:
             ident["epoch"] = self.meta.get("epoch")
         return ident
+
+    def info(self) -> PredictorInfo:
+        """What this predictor is and runs on, for logs and ``GET /model``."""
+        return PredictorInfo(
+            model=self.meta.get("model", {}).get("name", "?"),
+            backend=self.backend,
+            runtime=RUNTIMES[self.backend],
+            device=str(self.device),
+            source=Path(self.source.rstrip("/")).name,
+            input_size=self.resize,
+        )
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Predictor:

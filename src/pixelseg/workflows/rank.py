@@ -40,7 +40,7 @@ from ..data.writers.base import StagedFolder, class_regions, write_file
 from ..data.writers.coco import coco_annotation, coco_categories
 from ..data.writers.labelme import labelme_document
 from ..data.writers.yolo import yolo_lines
-from ..deploy.batch import count_file_list, expand_images, read_file_list
+from ..deploy.batch_listing import count_file_list, expand_images, read_file_list
 from ..deploy.predict import Predictor, load
 from ..errors import PixelsegError
 

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..analysis.instances import extract_instances, instances_to_json, uncertainty_to_image
-from ..data.imageio import encode_png
-from ..data.overlay import overlay
-from ..data.sample import ClassTable
+from ...analysis.instances import extract_instances, instances_to_json, uncertainty_to_image
+from ...data.imageio import encode_png
+from ...data.overlay import overlay
+from ...data.sample import ClassTable
 
 # Probabilities per band of rows (4 MB as float32): the upsampled band and its temporaries.
 BAND_VALUES = 1 << 20

@@ -1,5 +1,5 @@
 """What one ``pixelseg serve`` process accepts; apart from the server so that the command line
-can show the defaults without importing FastAPI."""
+can show the defaults without importing FastAPI. How they are enforced: ``admission.py``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class ServeLimits:
     """What one server accepts. The defaults fit a 2-core machine with a few GB free: with them
     the requests being processed hold at most ``max_memory_mb`` between them, by estimate
-    (``serve_work.estimate_bytes``), on top of the model itself."""
+    (``work.estimate_bytes``), on top of the model itself."""
 
     max_bytes: int = 20 * 1024 * 1024  # upload size
     max_pixels: int = 25_000_000  # width x height, checked from the header before decoding

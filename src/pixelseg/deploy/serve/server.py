@@ -1,8 +1,8 @@
 """``pixelseg serve``: load a model and run the HTTP server on it, in one process or several.
 
-The application itself (endpoints, limits, micro-batching) is ``deploy/serve_app.py``; this
-module imports neither FastAPI nor uvicorn until a server starts, so ``import pixelseg`` works
-without the serve extra.
+The application itself (endpoints, limits, micro-batching) is ``app.py``; this module (and
+the package's ``__init__``) imports neither FastAPI nor uvicorn until a server starts, so
+``import pixelseg`` works without the serve extra.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import PixelsegError
-from .predict import load
-from .serve_limits import ServeLimits
+from ...errors import PixelsegError
+from ..predict import load
+from .limits import ServeLimits
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-# The factory each worker process calls when there are several (uvicorn imports it by name).
+# The factory each worker process calls when there are several (uvicorn imports it by name,
+# from the package, which re-exports it).
 WORKER_FACTORY = "pixelseg.deploy.serve:app_from_env"
 
 
@@ -42,7 +43,7 @@ def serve(
     try:
         import uvicorn
 
-        from .serve_app import create_app
+        from .app import create_app
     except ImportError as e:
         raise PixelsegError(
             f'serve needs the serve extra ({e.name} is missing): pip install "pixelseg[serve]"'
@@ -79,7 +80,7 @@ def worker_environment(model: str | Path, limits: ServeLimits) -> dict[str, str]
 def app_from_env() -> FastAPI:
     """For ``uvicorn --factory`` with several worker processes: each loads the model named in
     ``PIXELSEG_SERVE_MODEL`` (and the limits in ``PIXELSEG_SERVE_*``)."""
-    from .serve_app import create_app
+    from .app import create_app
 
     limits = ServeLimits(
         **{
