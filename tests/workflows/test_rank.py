@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from pixelseg.analysis.acquisition import (
@@ -136,14 +137,18 @@ def test_other_prelabel_formats(unlabelled, tmp_path, fmt):
     rank_images(ColourModel(), [str(unlabelled)], out, top=2, prelabel_format=fmt, progress=False)
     pre = out / "prelabels"
     if fmt == "yolo":
-        assert (
-            len(list((pre / "labels").glob("*.txt"))) == 2
-            and "names" in (pre / "data.yaml").read_text()
-        )
+        # Ultralytics' layout with one split, which CVAT and Datumaro import
+        assert len(list((pre / "labels" / "train").glob("*.txt"))) == 2
+        meta = yaml.safe_load((pre / "data.yaml").read_text())
+        assert meta["train"] == "train.txt" and meta["names"][1] == "thing"
+        listed = (pre / "train.txt").read_text().split()
+        assert len(listed) == 2 and all(line.startswith("images/train/img") for line in listed)
     elif fmt == "coco":
         doc = json.loads((pre / "instances.json").read_text())
         assert len(doc["images"]) == 2 and doc["categories"][1]["name"] == "thing"
-        assert all((pre / im["file_name"]).resolve().is_file() for im in doc["images"])
+        # matched by file name to the images uploaded to the annotation tool
+        names = {p.name for p in Path(unlabelled).iterdir()}
+        assert {im["file_name"] for im in doc["images"]} <= names
     else:
         assert len(list(pre.glob("*.png"))) == 2
 

@@ -45,6 +45,7 @@ from ..deploy.predict import Predictor, load
 from ..errors import PixelsegError
 
 PRELABEL_FORMATS = ("labelme", "yolo", "coco", "mask")
+YOLO_SPLIT = "train"  # YOLO pre-labels: labels/train/<stem>.txt, listed in train.txt
 THUMB = 320  # longest side of a gallery picture
 CANDIDATES = 20  # the diverse top K is chosen among the CANDIDATES x K most uncertain
 
@@ -150,23 +151,36 @@ class _PreLabels:
             )
         self.folder, self.fmt, self.classes, self.min_area = folder, fmt, classes, min_area
         self.coco: dict = {"images": [], "annotations": []}
+        self._coco_names: set[str] = set()
+        self._yolo_images: list[str] = []
 
     def add(self, name: str, image_path: str, class_map: np.ndarray) -> None:
         regions = class_regions(class_map, self.classes, self.min_area)
-        rel = os.path.relpath(Path(image_path).resolve(), self._final_folder())
         if self.fmt == "labelme":
+            # LabelMe opens the image through imagePath, relative to the JSON file.
+            rel = os.path.relpath(Path(image_path).resolve(), self._final_folder())
             doc = labelme_document(class_map, self.classes.names, regions, rel)
             write_file(self.folder / f"{name}.json", json.dumps(doc, indent=1).encode())
         elif self.fmt == "yolo":
-            write_file(
-                self.folder / "labels" / f"{name}.txt", yolo_lines(class_map, regions).encode()
-            )
+            # Ultralytics' layout with one split, as CVAT exports and imports it: the image
+            # list names each image file, which CVAT matches to the task's images.
+            lines = yolo_lines(class_map, regions).encode()
+            write_file(self.folder / "labels" / YOLO_SPLIT / f"{name}.txt", lines)
+            self._yolo_images.append(f"images/{YOLO_SPLIT}/{name}{Path(image_path).suffix}")
         elif self.fmt == "mask":
             write_file(self.folder / f"{name}.png", encode_png(class_map, self.classes.colours))
         else:
+            # CVAT and Label Studio match annotations to the images uploaded to a task by file
+            # name (a path out of the folder, "../x.png", is refused by CVAT's importer).
             image_id = len(self.coco["images"]) + 1
             h, w = class_map.shape
-            self.coco["images"].append({"id": image_id, "file_name": rel, "height": h, "width": w})
+            file_name = Path(image_path).name
+            if file_name in self._coco_names:  # two folders with the same file name
+                file_name = f"{name}{Path(image_path).suffix}"
+            self._coco_names.add(file_name)
+            self.coco["images"].append(
+                {"id": image_id, "file_name": file_name, "height": h, "width": w}
+            )
             for c, poly in regions:
                 ann_id = len(self.coco["annotations"]) + 1
                 self.coco["annotations"].append(coco_annotation(ann_id, image_id, c, poly))
@@ -182,7 +196,10 @@ class _PreLabels:
             write_file(self.folder / "classes.txt", ("\n".join(names) + "\n").encode())
         elif self.fmt == "yolo":
             listed = "".join(f"  {i}: {n}\n" for i, n in enumerate(names))
-            write_file(self.folder / "data.yaml", f"names:\n{listed}".encode())
+            split = f"path: .\n{YOLO_SPLIT}: {YOLO_SPLIT}.txt\n"
+            write_file(self.folder / "data.yaml", f"{split}names:\n{listed}".encode())
+            images = "".join(f"{line}\n" for line in self._yolo_images)
+            write_file(self.folder / f"{YOLO_SPLIT}.txt", images.encode())
         elif self.fmt == "coco":
             doc = {**self.coco, "categories": coco_categories(names)}
             write_file(self.folder / "instances.json", json.dumps(doc).encode())
