@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 
 from pixelseg.config import load_config
 from pixelseg.engine import trainer as trainer_mod
-from pixelseg.engine.checkpoint import data_file, read_sidecar
 from pixelseg.engine.evaluate import EvalResult
 from pixelseg.engine.schedule import lr_factor
+from pixelseg.engine.sidecar import data_file, read_sidecar
 from pixelseg.engine.timing import PHASES, StepTimer
 from pixelseg.engine.trainer import Trainer
 from pixelseg.errors import PixelsegError

@@ -15,16 +15,10 @@ from ..config import RunConfig
 from ..errors import PixelsegError
 from ..files import atomic_write_text
 from ..runs import RunFolder
-from .checkpoint import (
-    RESUME_KEYS,
-    Sidecar,
-    prune_checkpoint_files,
-    read_sidecar,
-    write_checkpoint_files,
-    write_sidecar,
-)
+from .checkpoint import prune_checkpoint_files, write_checkpoint_files, write_sidecar
 from .distributed import DistInfo, broadcast_or_raise
 from .faults import crash_point, write_file
+from .sidecar import RESUME_KEYS, Sidecar, read_sidecar
 
 
 def _abandoned(run: Path) -> bool:

@@ -1,6 +1,6 @@
-"""The layer contract of the README and DESIGN.md, checked: every import of every module under
-src/pixelseg (imports inside functions included, found with ``ast``) goes to its own layer or
-one below it, and no two modules import each other, directly or around a loop.
+"""The architecture contract of the README and DESIGN.md, checked: every import of every module
+under src/pixelseg (imports inside functions included, found with ``ast``) goes to its own layer
+or one below it, and no two modules import each other, directly or around a loop.
 
 The order is the one the code really has, lowest first. It differs from the README's reading
 order in one respect: ``metrics`` and ``config`` (with ``runs``, the run folder's layout, which
@@ -53,7 +53,9 @@ def layer_of(module: str) -> int:
             if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > len(best):
                 best, index = prefix, i
     if index is None:
-        raise AssertionError(f"{module}: in no layer of tests/test_layers.py; add it to LAYERS")
+        raise AssertionError(
+            f"{module}: in no layer of tests/test_architecture.py; add it to LAYERS"
+        )
     return index
 
 
