@@ -8,14 +8,18 @@ and the EMA update. A non-finite loss raises ``NonFiniteLoss`` before a bad step
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import RunConfig
+from ..data.transforms import Normalizer
 from ..errors import PixelsegError
 from ..metrics import ConfusionMatrix
+from .batch_augment import BatchAugment
 from .device import autocast, memory_format
 from .distributed import DistInfo, any_rank, reduce_mean
 from .ema import ModelEma
@@ -25,6 +29,7 @@ from .guard import NanGuard, NonFiniteLoss
 from .inference import class_map
 from .optim import grad_norm
 from .schedule import lr_factor
+from .timing import StepTimer
 from .train_data import TrainData
 
 
@@ -37,7 +42,7 @@ class TrainingPass:
     dist: DistInfo
     device: torch.device
     progress: bool
-    log: object
+    log: Callable[..., None]
     model: nn.Module  # the bare model, whose weights are checkpointed
     ddp_model: nn.Module  # DDP's wrapper of it (the model itself in one process)
     train_model: nn.Module  # what trains: ddp_model, compiled with train.compile
@@ -45,10 +50,10 @@ class TrainingPass:
     optimizer: torch.optim.Optimizer
     guard: NanGuard
     ema: ModelEma | None
-    normalizer: nn.Module
-    batch_aug: object
-    train_loader: object
-    timer: object
+    normalizer: Normalizer
+    batch_aug: BatchAugment | None  # with augment.on_device
+    train_loader: DataLoader
+    timer: StepTimer | None
     planned_epochs: int
     steps_per_epoch: int
     optim_steps_per_epoch: int
