@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from pixelseg import runs
-from pixelseg.analysis.evaluation import evaluate_run
+from pixelseg.analysis.evaluation import evaluate_run, save_eval
 from pixelseg.analysis.run_report import build_run_report
 from pixelseg.config import RunConfig, load_config
 from pixelseg.data.scenes import write_scenes
@@ -73,7 +73,7 @@ def test_evaluation_and_report_land_where_run_folder_says(tiny_run, tmp_path):
     run = RunFolder(shutil.copytree(tiny_run.path, tmp_path / "copy"))
     before = files_under(run.path)
     result = evaluate_run(run.path, split="val", gap=False, device="cpu", progress=False)
-    assert result.split == "val"
+    assert save_eval(result, run.path) == run.eval_result("val")
     assert build_run_report(run.path, with_examples=False) == run.report
     assert files_under(run.path) - before == {run.eval_result("val"), run.report}
 
