@@ -40,13 +40,14 @@ from PIL import Image
 
 import pixelseg
 from pixelseg.analysis.instances import uncertainty_map, uncertainty_to_image
-from pixelseg.data.imageio import atomic_write_bytes, list_images, read_image
+from pixelseg.data.imageio import list_images, read_image
 from pixelseg.data.overlay import colourise, overlay
 from pixelseg.data.scenes import write_scenes
 from pixelseg.deploy.batch import predict_stream
 from pixelseg.deploy.batch_listing import ListLayout
 from pixelseg.deploy.batch_pipeline import PredictOptions
 from pixelseg.deploy.onnx_export import export_onnx
+from pixelseg.files import atomic_write_bytes
 
 SIZE = (360, 480)
 

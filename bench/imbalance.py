@@ -23,8 +23,8 @@ import torch
 
 from pixelseg.analysis.evaluation import evaluate_run
 from pixelseg.config import load_config
-from pixelseg.data.imageio import atomic_write_text
 from pixelseg.engine.trainer import train
+from pixelseg.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_DATA = ROOT.parent.parent / "shared" / "datasets" / "camvid"

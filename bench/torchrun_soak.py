@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pixelseg.data.imageio import atomic_write_text
 from pixelseg.data.scenes import write_scenes
+from pixelseg.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
 ARGS = [

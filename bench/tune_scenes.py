@@ -31,9 +31,9 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from pixelseg.config import load_config  # noqa: E402
-from pixelseg.data.imageio import atomic_write_text  # noqa: E402
 from pixelseg.data.scenes import write_scenes  # noqa: E402
 from pixelseg.engine.trainer import train  # noqa: E402
+from pixelseg.files import atomic_write_text  # noqa: E402
 from pixelseg.tuning.space import LOCAL, load_space  # noqa: E402
 from pixelseg.tuning.study import TuneOptions, run_study  # noqa: E402
 

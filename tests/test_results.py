@@ -15,8 +15,9 @@ from pixelseg.analysis.evaluation import Overfitting, RunEval, format_eval
 from pixelseg.analysis.stability import CalibrationAccumulator
 from pixelseg.constants import IGNORE_INDEX
 from pixelseg.data.transforms import Normalizer
-from pixelseg.engine.checkpoint import DataFile, Sidecar, data_file, read_sidecar, write_sidecar
+from pixelseg.engine.checkpoint import write_sidecar
 from pixelseg.engine.evaluate import EvalResult, evaluate
+from pixelseg.engine.sidecar import DataFile, Sidecar, data_file, read_sidecar
 from pixelseg.metrics import ConfusionMatrix, Scores
 
 NUM_CLASSES = 3

@@ -11,7 +11,7 @@ from PIL import Image
 import pixelseg
 from pixelseg.cli.main import main
 from pixelseg.data.scenes import write_scenes
-from pixelseg.engine.checkpoint import data_file, read_sidecar
+from pixelseg.engine.sidecar import data_file, read_sidecar
 
 TINY = [
     "model.width=4",

@@ -240,3 +240,13 @@ def test_corruption_p_final_is_validated():
     assert augment_params(cfg.augment).corruption_p_final == 0.1
     with pytest.raises(PixelsegError, match="corruption_p_final"):
         load_config(overrides=["augment.corruptions=[jpeg]", "augment.corruption_p_final=1.5"])
+
+
+def test_the_augment_section_declares_every_transform_parameter():
+    # AugmentParams is read from the augment section by name: the defaults agree, and a value
+    # set in the configuration arrives (lists as tuples).
+    assert augment_params(load_config().augment) == AugmentParams()
+    cfg = load_config(overrides=["augment.scale=[0.5,2.0]", "augment.corruptions=[jpeg]"])
+    p = augment_params(cfg.augment)
+    assert p.scale == (0.5, 2.0) and p.corruptions == ("jpeg",)
+    assert augment_params(load_config(overrides=["augment.enabled=false"]).augment) is None

@@ -25,8 +25,7 @@ from pixelseg.data.file_facts import (  # noqa: E402
     value_counts,
 )
 from pixelseg.data.imageio import read_image, read_mask, write_png  # noqa: E402
-from pixelseg.data.sample import ClassTable, default_palette  # noqa: E402
-from pixelseg.data.source import Item  # noqa: E402
+from pixelseg.data.sample import ClassTable, Item, default_palette  # noqa: E402
 from pixelseg.errors import PixelsegError  # noqa: E402
 
 # tmp_path is shared by the examples of one test: every example writes under its own name.

@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from pixelseg.cli.main import main
-from pixelseg.engine.checkpoint import data_file, load_checkpoint, read_sidecar
+from pixelseg.engine.checkpoint import load_checkpoint
+from pixelseg.engine.sidecar import data_file, read_sidecar
 from pixelseg.engine.trainer import Trainer
 from pixelseg.errors import PixelsegError
 from pixelseg.models import create_model

@@ -25,7 +25,8 @@ from safetensors.torch import load_file
 from pixelseg.config import load_config
 from pixelseg.engine import faults
 from pixelseg.engine import trainer as trainer_mod
-from pixelseg.engine.checkpoint import Sidecar, data_file, load_checkpoint, read_sidecar
+from pixelseg.engine.checkpoint import load_checkpoint
+from pixelseg.engine.sidecar import Sidecar, data_file, read_sidecar
 from pixelseg.engine.trainer import Trainer
 
 pytestmark = [

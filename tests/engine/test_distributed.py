@@ -21,8 +21,8 @@ from safetensors.torch import load_file
 
 from pixelseg.config import load_config
 from pixelseg.data.scenes import write_scenes
-from pixelseg.engine.checkpoint import data_file, read_sidecar
 from pixelseg.engine.distributed import DistInfo, ShardSampler, convert_sync_bn
+from pixelseg.engine.sidecar import data_file, read_sidecar
 from pixelseg.engine.trainer import Trainer
 
 ARGS = [

@@ -1,5 +1,6 @@
 """One self-contained ``report.html`` per run: every plot is an embedded PNG, no external URL,
-so the file can be mailed or opened offline.
+so the file can be mailed or opened offline. This module says what each section shows; the
+HTML building blocks (style, embedded PNGs, tables, number formats) are in ``html_blocks.py``.
 
 Inputs are plain dicts (or the result objects of this package, which are converted), so the
 caller wires whatever it has; every section but the training curves is optional.
@@ -22,98 +23,41 @@ examples: list of dicts {image: (H, W, 3) uint8, gt, pred, name: str, miou: floa
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..constants import IGNORE_INDEX
 from ..data.sample import default_palette
 from ..files import atomic_write_bytes
 from ..runs import REPORT_NAME
 from .evaluation import resolution_note
-from .figures import figure_png, new_figure
+from .figures import new_figure
+from .html_blocks import (
+    CSS,
+    array_png,
+    as_dict,
+    embed_figure,
+    embed_png,
+    html_table,
+    percent,
+    ratio_text,
+)
 from .overfitting import analyse_history, curves_figure
 from .robustness import GROUPS, RobustnessResult, robustness_figure
 from .stability import reliability_figure
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
-max-width:1100px;color:#222;padding:0 1em}
-h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:14px}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right} th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}
-img{max-width:100%} .note{color:#666;font-size:13px} .verdict{font-size:17px;font-weight:600}
-.cards{display:flex;gap:1em;flex-wrap:wrap} .card{background:#f6f8fa;border-radius:6px;
-padding:.6em 1em} .card b{display:block;font-size:22px}
-figure{display:inline-block;margin:.4em;text-align:center} figcaption{font-size:13px}
-pre{background:#f6f8fa;padding:1em;overflow-x:auto;font-size:12px}
-"""
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
-
-
-def _fig(fig, alt: str) -> str:
-    return _img(figure_png(fig), alt)
-
-
-def _array_png(array: np.ndarray, max_side: int = 320, min_height: int = 0) -> bytes:
-    img = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
-    if max(img.size) > max_side:
-        scale = max_side / max(img.size)
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
-    elif img.height < min_height:
-        # Tiny images (thumbnails, tests) are enlarged with visible pixels, not smoothed.
-        k = min(-(-min_height // img.height), max(1, max_side // max(img.size)))
-        img = img.resize((img.width * k, img.height * k), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _pct(v, digits: int = 1) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    return f"{100 * float(v):.{digits}f}"
-
-
-def _ratio(v: float) -> str:
-    return f"{v:.3f}" if math.isfinite(v) else "–"
-
-
-def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
-    head = ""
-    if header is not None:
-        head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table>{head}{body}</table>"
-
-
-def _as_dict(obj) -> dict | None:
-    if obj is None:
-        return None
-    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
-
-
-# --------------------------------------------------------------------------- sections
 
 
 def _training_section(history: list[dict]) -> str:
     if not history:
         return "<h2>Training</h2><p class='note'>No training history.</p>"
     verdict = analyse_history(history)
-    parts = ["<h2>Training</h2>", _fig(curves_figure(history, verdict.best_epoch), "curves")]
+    parts = [
+        "<h2>Training</h2>",
+        embed_figure(curves_figure(history, verdict.best_epoch), "curves"),
+    ]
     parts.append(f"<p class='verdict'>{html.escape(verdict.verdict)}</p>")
     if verdict.advice:
         parts.append(f"<p>{html.escape(verdict.advice[0].upper() + verdict.advice[1:])}.</p>")
@@ -129,7 +73,7 @@ def _training_section(history: list[dict]) -> str:
             rows.append(["train - val mIoU at end (points)", f"{verdict.gap_at_end:.1f}"])
         if verdict.loss_gap_at_end is not None:
             rows.append(["val - train loss at end", f"{verdict.loss_gap_at_end:.4f}"])
-        parts.append(_table(None, rows))
+        parts.append(html_table(None, rows))
     return "\n".join(parts)
 
 
@@ -193,7 +137,7 @@ def _eval_section(ev: dict, names: Sequence[str]) -> str:
         ("mean accuracy", "mean_accuracy"),
     ):
         if ev.get(key) is not None:
-            parts.append(f"<div class='card'>{label}<b>{_pct(ev[key])} %</b></div>")
+            parts.append(f"<div class='card'>{label}<b>{percent(ev[key])} %</b></div>")
     parts.append("</div>")
     averaged = ev.get("classes_averaged")
     note = "mIoU averages the classes present in the ground truth or the prediction"
@@ -208,21 +152,25 @@ def _eval_section(ev: dict, names: Sequence[str]) -> str:
         cols = [k for k in ("precision", "recall", "iou", "f1") if k in pc]
         rows = []
         for i, name in enumerate(names):
-            row = [name] + [_pct(pc[k][i] if i < len(pc[k]) else None) for k in cols]
+            row = [name] + [percent(pc[k][i] if i < len(pc[k]) else None) for k in cols]
             if "pixels" in pc and i < len(pc["pixels"]):
                 row.append(str(pc["pixels"][i]))
             rows.append(row)
         header = ["class"] + [f"{k} (%)" for k in cols] + (["pixels"] if "pixels" in pc else [])
-        parts.append(_table(header, rows))
-        parts.append(_fig(_per_class_figure(pc, names), "per-class precision, recall and IoU"))
+        parts.append(html_table(header, rows))
+        parts.append(
+            embed_figure(_per_class_figure(pc, names), "per-class precision, recall and IoU")
+        )
     if ev.get("confusion_matrix") is not None:
         conf = np.asarray(ev["confusion_matrix"], dtype=np.float64)
-        parts.append(_fig(_confusion_figure(conf, names[: conf.shape[0]]), "confusion matrix"))
+        parts.append(
+            embed_figure(_confusion_figure(conf, names[: conf.shape[0]]), "confusion matrix")
+        )
     gap = ev.get("overfitting")
     if gap and gap.get("miou_gap") is not None:
         parts.append(
-            f"<p>Train mIoU {_pct(gap.get('train_miou'))} % vs {html.escape(str(split))} mIoU "
-            f"{_pct(gap.get('eval_miou'))} %: gap {100 * gap['miou_gap']:+.1f} points.</p>"
+            f"<p>Train mIoU {percent(gap.get('train_miou'))} % vs {html.escape(str(split))} mIoU "
+            f"{percent(gap.get('eval_miou'))} %: gap {100 * gap['miou_gap']:+.1f} points.</p>"
         )
     return "\n".join(parts)
 
@@ -265,9 +213,9 @@ def _examples_section(examples: list[dict], colours: np.ndarray, per_side: int) 
                 ],
                 axis=1,
             )
-            caption = f"{ex.get('name', '')} — mIoU {_pct(ex.get('miou'))} %"
+            caption = f"{ex.get('name', '')} — mIoU {percent(ex.get('miou'))} %"
             parts.append(
-                f"<figure>{_img(_array_png(strip, 960, 160), caption)}"
+                f"<figure>{embed_png(array_png(strip, 960, 160), caption)}"
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>"
             )
     return "\n".join(parts)
@@ -280,26 +228,26 @@ def _robustness_section(rob: dict) -> str:
     for name, vals in result.miou.items():
         mean = result.corruption_mean(name)
         rel = result.relative(mean)
-        rows.append([name] + [_pct(v) for v in vals] + [_pct(mean), _ratio(rel)])
+        rows.append([name] + [percent(v) for v in vals] + [percent(mean), ratio_text(rel)])
     blank = [""] * len(result.severities)
     groups = result.group_names()
     for key, names in groups.items():
         mean = result.group_mean(names)
-        rows.append([GROUPS[key]] + blank + [_pct(mean), _ratio(result.relative(mean))])
+        rows.append([GROUPS[key]] + blank + [percent(mean), ratio_text(result.relative(mean))])
     rows.append(
         ["all corruptions"]
         + blank
-        + [_pct(result.mean_corrupted_miou), _ratio(result.relative_robustness)]
+        + [percent(result.mean_corrupted_miou), ratio_text(result.relative_robustness)]
     )
-    rows.append(["clean"] + blank + [_pct(result.clean_miou), "1.000"])
+    rows.append(["clean"] + blank + [percent(result.clean_miou), "1.000"])
     return "\n".join(
         [
             "<h2>Robustness to corruptions</h2>",
             f"<p class='note'>mIoU (%) per corruption and severity over {result.num_samples} "
             "images; relative = corrupted / clean mIoU.</p>",
             _groups_note(groups),
-            _table(header, rows),
-            _fig(robustness_figure(result), "robustness"),
+            html_table(header, rows),
+            embed_figure(robustness_figure(result), "robustness"),
         ]
     )
 
@@ -319,41 +267,42 @@ def _calibration_section(cal: dict) -> str:
     return "\n".join(
         [
             "<h2>Calibration</h2>",
-            f"<p>Expected calibration error {_pct(cal['ece'], 2)} %, maximum calibration error "
-            f"{_pct(cal['mce'], 2)} % over {cal['count']} pixels "
+            f"<p>Expected calibration error {percent(cal['ece'], 2)} %, maximum calibration error "
+            f"{percent(cal['mce'], 2)} % over {cal['count']} pixels "
             f"({cal.get('n_bins', '')} bins).</p>",
-            _fig(reliability_figure(cal), "reliability diagram"),
+            embed_figure(reliability_figure(cal), "reliability diagram"),
         ]
     )
 
 
 def _consistency_section(con: dict) -> str:
-    rows = [[t, _pct(v, 2)] for t, v in con["overall"].items()]
+    rows = [[t, percent(v, 2)] for t, v in con["overall"].items()]
     if con.get("mean") is not None:
-        rows.append(["mean", _pct(con["mean"], 2)])
-    return "<h2>Prediction consistency</h2>" + _table(["transform", "same class (%)"], rows)
+        rows.append(["mean", percent(con["mean"], 2)])
+    return "<h2>Prediction consistency</h2>" + html_table(["transform", "same class (%)"], rows)
 
 
 def _boundary_section(bf: dict, names: Sequence[str]) -> str:
     rows = [
         [
             names[c] if c < len(names) else str(c),
-            _pct(bf["precision"][c]),
-            _pct(bf["recall"][c]),
-            _pct(bf["f1"][c]),
+            percent(bf["precision"][c]),
+            percent(bf["recall"][c]),
+            percent(bf["f1"][c]),
         ]
         for c in range(len(bf["f1"]))
     ]
     rows.append(
         [
             "mean",
-            _pct(bf.get("mean_precision")),
-            _pct(bf.get("mean_recall")),
-            _pct(bf.get("mean_f1")),
+            percent(bf.get("mean_precision")),
+            percent(bf.get("mean_recall")),
+            percent(bf.get("mean_f1")),
         ]
     )
-    return f"<h2>Boundary F1 (tolerance {html.escape(str(bf.get('tolerance', '')))})</h2>" + _table(
-        ["class", "precision (%)", "recall (%)", "F1 (%)"], rows
+    return (
+        f"<h2>Boundary F1 (tolerance {html.escape(str(bf.get('tolerance', '')))})</h2>"
+        + html_table(["class", "precision (%)", "recall (%)", "F1 (%)"], rows)
     )
 
 
@@ -393,15 +342,15 @@ def write_report(
     ]
     body.append(_training_section(list(history or [])))
     if eval_result:
-        body.append(_eval_section(_as_dict(eval_result), names))
+        body.append(_eval_section(as_dict(eval_result), names))
     if examples:
         body.append(_examples_section(list(examples), colours, examples_per_side))
     if robustness is not None:
-        body.append(_robustness_section(_as_dict(robustness)))
+        body.append(_robustness_section(as_dict(robustness)))
     if calibration is not None:
-        body.append(_calibration_section(_as_dict(calibration)))
+        body.append(_calibration_section(as_dict(calibration)))
     if consistency is not None:
-        body.append(_consistency_section(_as_dict(consistency)))
+        body.append(_consistency_section(as_dict(consistency)))
     if boundary is not None:
         body.append(_boundary_section(boundary, names))
     if summary_text:
@@ -410,7 +359,7 @@ def write_report(
         body.append(_text_section("Configuration", config_text))
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
     )

@@ -20,9 +20,9 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
+from ..files import atomic_write_bytes
 from . import class_stats as cs
 from .formats import resolve_format
-from .imageio import atomic_write_bytes
 from .inspect import Problem, inspect_split
 from .sample import ClassTable
 from .source import SegmentationSource

@@ -19,7 +19,6 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
-from .file_facts import default_cache_dir, value_counts  # noqa: F401 -- part of this API
 from .parallel import map_items
 from .source import SegmentationSource, label_values_message
 

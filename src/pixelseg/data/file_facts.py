@@ -31,17 +31,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
-from .imageio import MAX_PIXELS, NOT_AN_IMAGE, PIL_FORMATS, atomic_write_bytes
-
-if TYPE_CHECKING:  # source.py imports this module
-    from .source import Item
+from ..files import atomic_write_bytes
+from .imageio import MAX_PIXELS, NOT_AN_IMAGE, PIL_FORMATS
+from .sample import Item
 
 CACHE_VERSION = 3
 ORIENTATION_TAG = 0x0112

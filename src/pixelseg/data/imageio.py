@@ -11,11 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import PixelsegError
-from ..files import (  # noqa: F401 -- re-exported: readers and older callers import them here
-    atomic_write_bytes,
-    atomic_write_text,
-    fsync_folder,
-)
+from ..files import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # The Pillow formats of those files, the only ones opened: Pillow knows dozens more (EPS runs

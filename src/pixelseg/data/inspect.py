@@ -38,7 +38,8 @@ from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
 from .file_facts import SWAPS_SIDES, BadFile, FileFacts, ImageFacts
 from .parallel import map_items
-from .source import Item, SegmentationSource, label_values_message
+from .sample import Item
+from .source import SegmentationSource, label_values_message
 
 Problem = tuple[Path, str]
 LEVELS = ("fast", "full")

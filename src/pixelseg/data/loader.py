@@ -8,7 +8,6 @@ thing the main process sends to (persistent) loader workers every epoch.
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..constants import IGNORE_INDEX
+from .parallel import available_cores
 from .source import SegmentationSource
 
 
@@ -113,34 +113,42 @@ def pad_collate(batch):
     return out_i, out_m
 
 
-def default_num_workers() -> int:
-    """Workers that decode while the model computes; on 2 cores, decoding in the main process
-    is faster than competing with the model's threads."""
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
+def loader_workers(configured: int, local_processes: int = 1) -> int:
+    """``data.num_workers`` or, for -1, workers that decode while the model computes, from this
+    process's share of the cores (8 GPUs on 16 cores must not start 8 workers each). On 2
+    cores, decoding in the main process is faster than competing with the model's threads."""
+    if configured >= 0:
+        return configured
+    cores = available_cores() // max(1, local_processes)
     return 0 if cores <= 2 else min(8, cores // 2)
 
 
 def build_loader(
     dataset: SegmentationDataset,
     batch_size: int,
-    shuffle: bool,
+    shuffle: bool = False,
     seed: int = 0,
     num_workers: int = -1,
     drop_last: bool = False,
     rank: int = 0,
     world_size: int = 1,
     pin_memory: bool = False,
+    sampler: Sampler | None = None,
+    collate_fn=pad_collate,
 ) -> DataLoader:
-    workers = default_num_workers() if num_workers < 0 else num_workers
-    sampler = EpochSampler(len(dataset), shuffle, seed, rank, world_size)
+    """The one way a dataset becomes batches. ``sampler`` defaults to an ``EpochSampler``
+    (``shuffle``, ``seed``, ``rank`` and ``world_size`` are its arguments); ``num_workers`` -1
+    applies ``loader_workers``. Persistent workers (when there are workers) save re-forking
+    them every epoch; pinned memory only helps host-to-GPU copies."""
+    workers = loader_workers(num_workers)
+    if sampler is None:
+        sampler = EpochSampler(len(dataset), shuffle, seed, rank, world_size)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=pad_collate,
+        collate_fn=collate_fn,
         drop_last=drop_last,
         pin_memory=pin_memory,
         persistent_workers=workers > 0,

@@ -1,4 +1,5 @@
-"""Running a per-file function over a whole dataset split on a thread pool."""
+"""Running a per-file function over a whole dataset split on a thread pool, and how many cores
+this process may use."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from tqdm import tqdm
 T = TypeVar("T")
 R = TypeVar("R")
 CHUNK = 256  # items per task
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def default_workers() -> int:

@@ -31,22 +31,8 @@ def val_is_trained_on(data_cfg) -> bool:
 
 
 def augment_params(aug_cfg) -> AugmentParams | None:
-    if not aug_cfg.enabled:
-        return None
-    return AugmentParams(
-        rotation=aug_cfg.rotation,
-        scale=tuple(aug_cfg.scale),
-        hflip=aug_cfg.hflip,
-        vflip=aug_cfg.vflip,
-        brightness=aug_cfg.brightness,
-        contrast=aug_cfg.contrast,
-        saturation=aug_cfg.saturation,
-        corruptions=tuple(aug_cfg.corruptions),
-        corruption_p=aug_cfg.corruption_p,
-        corruption_max_severity=aug_cfg.corruption_max_severity,
-        corruption_p_final=aug_cfg.corruption_p_final,
-        corruption_blend=aug_cfg.corruption_blend,
-    )
+    """The transforms' parameters of an ``augment`` section; None when it is disabled."""
+    return AugmentParams.from_config(aug_cfg) if aug_cfg.enabled else None
 
 
 def train_dataset(source: SegmentationSource, data_cfg, aug_cfg, seed: int) -> SegmentationDataset:

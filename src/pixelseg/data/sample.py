@@ -1,10 +1,21 @@
-"""The record every reader yields, and the class table that travels with a dataset."""
+"""The records of a dataset: the file pair a reader lists (``Item``), the decoded sample every
+reader yields, and the class table that travels with a dataset."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Item:
+    """One file pair of a split, as a reader lists it (nothing decoded yet)."""
+
+    image: Path
+    mask: Path | None  # None for unlabelled images (prediction only)
+    name: str
 
 
 @dataclass

@@ -7,7 +7,6 @@ map to class ids; loading, validation and error messages live here, once for all
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +15,7 @@ from ..constants import IGNORE_INDEX
 from ..errors import PixelsegError
 from .file_facts import FileFacts
 from .imageio import read_image, read_mask
-from .sample import ClassTable, Sample
-
-
-@dataclass(frozen=True)
-class Item:
-    image: Path
-    mask: Path | None  # None for unlabelled images (prediction only)
-    name: str
+from .sample import ClassTable, Item, Sample
 
 
 class SegmentationSource:

@@ -9,7 +9,7 @@ come last and change only the image.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -21,6 +21,11 @@ from .corruptions import PHOTOMETRIC
 
 @dataclass
 class AugmentParams:
+    """What the transforms draw from. The ``augment`` section of a configuration
+    (``config.AugmentConfig``) declares each of these under the same name, plus where the
+    augmentation runs; ``from_config`` reads them by name, so a new parameter is declared
+    here and there, never copied by hand."""
+
     rotation: float = 10.0
     scale: tuple[float, float] = (0.8, 1.25)
     hflip: float = 0.5
@@ -33,6 +38,12 @@ class AugmentParams:
     corruption_max_severity: int = 3  # severity drawn uniformly from 1..this
     corruption_blend: bool = False  # blend each corrupted sample with its clean image (AugMix)
     corruption_p_final: float | None = None  # p at the end of training; None = constant p
+
+    @classmethod
+    def from_config(cls, section) -> AugmentParams:
+        """The parameters of an ``augment`` configuration section (its lists become tuples)."""
+        values = {f.name: getattr(section, f.name) for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def corruption_probability(p: AugmentParams, progress: float) -> float:

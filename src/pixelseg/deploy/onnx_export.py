@@ -39,7 +39,8 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data.transforms import Normalizer
-from ..engine.checkpoint import Sidecar, load_checkpoint
+from ..engine.checkpoint import load_checkpoint
+from ..engine.sidecar import Sidecar
 from ..errors import PixelsegError
 from ..models import get_entry
 from ..runs import RunFolder

@@ -10,13 +10,8 @@ import os
 import torch
 from torch import nn
 
+from ..data.parallel import available_cores
 from ..errors import PixelsegError
-
-
-def available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def pick_device(name: str = "auto", local_rank: int | None = None) -> torch.device:

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import Sidecar, load_checkpoint
+from .checkpoint import load_checkpoint
+from .sidecar import Sidecar
 
 
 class ModelEma:

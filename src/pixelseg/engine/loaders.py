@@ -7,14 +7,14 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, SequentialSampler
 
 from ..config import RunConfig
-from ..data.loader import build_loader
+from ..data.loader import build_loader, loader_workers
 from ..data.pipeline import augment_params, eval_dataset, train_dataset
 from ..data.size_batches import same_size_batches
 from .batch_augment import BatchAugment
-from .device import augment_on_device, available_cores
+from .device import augment_on_device
 from .distributed import DistInfo, ShardSampler
 
 
@@ -24,15 +24,6 @@ class Loaders:
     val: DataLoader
     batch_augment: BatchAugment | None  # set when augmentation runs on the device
     workers: int
-
-
-def loader_workers(configured: int, local_processes: int) -> int:
-    """``data.num_workers`` or, for -1, the data layer's rule applied to this process's share of
-    the cores: 8 GPUs on 16 cores must not start 8 workers each."""
-    if configured >= 0:
-        return configured
-    cores = available_cores() // max(1, local_processes)
-    return 0 if cores <= 2 else min(8, cores // 2)
 
 
 def collate_by_size(batch) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -51,16 +42,13 @@ def collate_by_size(batch) -> list[tuple[torch.Tensor, torch.Tensor]]:
 def eval_loader(dataset, batch_size: int, sampler=None, num_workers: int = -1, pin: bool = False):
     """Ordered batches of a split at the labels' own resolution, grouped by size
     (``collate_by_size``): the loader ``evaluate(..., model_size=...)`` expects."""
-    workers = loader_workers(num_workers, 1)
-    return DataLoader(
+    return build_loader(
         dataset,
         batch_size,
-        sampler=sampler,
-        shuffle=False,
-        num_workers=workers,
+        sampler=sampler if sampler is not None else SequentialSampler(dataset),
+        num_workers=num_workers,
         collate_fn=collate_by_size,
         pin_memory=pin,
-        persistent_workers=workers > 0,
     )
 
 
@@ -73,9 +61,6 @@ def build_loaders(
     resizes them for the model and scores its upsampled probabilities against the labels as
     they are, as ``pixelseg eval`` and ``pixelseg predict`` do. Only the model's input is at
     the training size, so this costs little more than validating at the training size.
-
-    Pinned memory only helps host-to-GPU copies; persistent workers (when there are workers)
-    save re-forking them every epoch.
     """
     on_device = cfg.augment.enabled and augment_on_device(cfg.augment.on_device, device)
     # With on-device augmentation the loader only decodes, resizes and crops.

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
-from ..data import class_stats
 from ..errors import PixelsegError
 from .finetune import param_groups
 
@@ -33,15 +32,6 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     if t.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=t.lr)
     return torch.optim.SGD(groups, lr=t.lr, momentum=0.9)
-
-
-def resolve_class_weights(cfg: RunConfig, train_source) -> list[float] | None:
-    cw = cfg.train.class_weights
-    if cw is None or isinstance(cw, list):
-        return cw
-    if isinstance(cw, str):
-        return class_stats.weights_for_source(train_source, cw)
-    raise PixelsegError(f"train.class_weights: expected none, median, sqrt or a list, got {cw!r}")
 
 
 def resolve_batch_size(

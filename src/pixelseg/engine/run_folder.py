@@ -15,16 +15,10 @@ from ..config import RunConfig
 from ..errors import PixelsegError
 from ..files import atomic_write_text
 from ..runs import RunFolder
-from .checkpoint import (
-    RESUME_KEYS,
-    Sidecar,
-    prune_checkpoint_files,
-    read_sidecar,
-    write_checkpoint_files,
-    write_sidecar,
-)
+from .checkpoint import prune_checkpoint_files, write_checkpoint_files, write_sidecar
 from .distributed import DistInfo, broadcast_or_raise
 from .faults import crash_point, write_file
+from .sidecar import RESUME_KEYS, Sidecar, read_sidecar
 
 
 def _abandoned(run: Path) -> bool:
@@ -76,6 +70,19 @@ def create_run_folder(cfg: RunConfig, info: DistInfo, skipped: list) -> Path:
         if skipped:
             atomic_write_text(run.skipped, "".join(f"{p}\t{m}\n" for p, m in skipped))
     return run.path
+
+
+def resume_config(run_dir: Path, overrides: list[str] | None = None) -> RunConfig:
+    """The configuration of a run to resume (its config.yaml, with ``overrides``)."""
+    run = RunFolder(run_dir)
+    if not run.has_config():
+        if run.checkpoints.is_dir():
+            raise PixelsegError(
+                f"{run_dir}: stopped before it wrote its config.yaml, so there is nothing to "
+                f"resume; train again with --name {run_dir.name} (the empty folder is reused)"
+            )
+        raise PixelsegError(f"{run_dir}: not a run folder (no config.yaml)")
+    return run.config(overrides)
 
 
 def read_resume_point(run_dir: Path, log=print) -> Sidecar | None:
@@ -217,17 +224,3 @@ def write_epoch(
         write_sidecar(folder, "ema", ema)
     write_sidecar(folder, "last", last)  # the commit point
     prune_checkpoint_files(folder)
-
-
-def format_row(row: dict) -> str:
-    return (
-        f"{row['epoch']:>5d} {row['train_loss']:>10.4f} {row['train_pixel_accuracy']:>9.4f} "
-        f"{row['val_loss']:>9.4f} {row['val_pixel_accuracy']:>8.4f} {row['val_miou']:>8.4f} "
-        f"{row['lr']:>9.2e} {row['time_s']:>6.1f}s"
-    )
-
-
-HEADER = (
-    f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_loss':>9} {'val_acc':>8} "
-    f"{'val_miou':>8} {'lr':>9} {'time':>7}"
-)

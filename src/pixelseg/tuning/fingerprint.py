@@ -20,8 +20,9 @@ import torch
 from ..data.class_stats import class_stats
 from ..data.file_facts import read_header
 from ..data.formats import open_split
+from ..data.parallel import available_cores
 from ..data.source import SegmentationSource
-from ..engine.device import available_cores, pick_device
+from ..engine.device import pick_device
 from ..errors import PixelsegError
 
 MAX_SIZE_SAMPLES = 300

@@ -74,8 +74,8 @@ from typing import Any
 
 from ..config import RunConfig, load_config, parse_overrides
 from ..data.formats import open_split
+from ..data.loader import loader_workers
 from ..engine.device import configure_threads, pick_device
-from ..engine.loaders import loader_workers
 from ..errors import PixelsegError
 from ..files import atomic_write_text
 from ..models import get_entry, list_models

@@ -19,8 +19,8 @@ from ...constants import IGNORE_INDEX
 from ...errors import PixelsegError
 from ..formats import DatasetFormat, register_format
 from ..imageio import IMAGE_EXTENSIONS, list_images, read_mask
-from ..sample import ClassTable
-from ..source import Item, SegmentationSource
+from ..sample import ClassTable, Item
+from ..source import SegmentationSource
 
 SPLITS = ("train", "val", "test")
 VOID = 11

@@ -18,8 +18,8 @@ from ...constants import IGNORE_INDEX
 from ...errors import PixelsegError
 from ..formats import DatasetFormat, register_format
 from ..imageio import read_mask
-from ..sample import ClassTable
-from ..source import Item, SegmentationSource
+from ..sample import ClassTable, Item
+from ..source import SegmentationSource
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIX = "_leftImg8bit.png"

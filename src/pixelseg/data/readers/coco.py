@@ -35,8 +35,8 @@ import numpy as np
 from ...constants import IGNORE_INDEX
 from ...errors import PixelsegError
 from ..formats import DatasetFormat, register_format
-from ..sample import ClassTable, default_palette
-from ..source import Item, SegmentationSource
+from ..sample import ClassTable, Item, default_palette
+from ..source import SegmentationSource
 
 ANNOTATION_GLOB = "instances_*.json"
 

@@ -27,8 +27,8 @@ from ..classes_file import find_classes_file, read_classes_file
 from ..formats import DatasetFormat, register_format
 from ..imageio import IMAGE_EXTENSIONS
 from ..polygons import BACKGROUND_NAMES, Shape, outside_image, rasterize, uncovered_value
-from ..sample import ClassTable
-from ..source import Item, SegmentationSource
+from ..sample import ClassTable, Item
+from ..source import SegmentationSource
 
 SPLITS = ("train", "val", "test")
 AREA_SHAPES = ("polygon", "rectangle", "circle")

@@ -25,8 +25,8 @@ from ..file_facts import FileFacts
 from ..formats import DatasetFormat, register_format
 from ..imageio import list_images, read_colour_mask, read_mask
 from ..parallel import map_items
-from ..sample import ClassTable
-from ..source import Item, SegmentationSource
+from ..sample import ClassTable, Item
+from ..source import SegmentationSource
 
 SPLITS = ("train", "val", "test")
 

@@ -18,8 +18,8 @@ import numpy as np
 from ...errors import PixelsegError
 from ..formats import DatasetFormat, register_format
 from ..imageio import IMAGE_EXTENSIONS, read_mask
-from ..sample import ClassTable, default_palette
-from ..source import Item, SegmentationSource
+from ..sample import ClassTable, Item, default_palette
+from ..source import SegmentationSource
 
 VOC_NAMES = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",

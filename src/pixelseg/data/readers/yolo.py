@@ -24,8 +24,8 @@ from ...errors import PixelsegError
 from ..formats import DatasetFormat, register_format
 from ..imageio import IMAGE_EXTENSIONS, PIL_FORMATS
 from ..polygons import Shape, outside_image, rasterize, uncovered_value
-from ..sample import ClassTable
-from ..source import Item, SegmentationSource
+from ..sample import ClassTable, Item
+from ..source import SegmentationSource
 
 YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml")
 EXIF_ORIENTATION = 274

@@ -1,6 +1,6 @@
-"""The layer contract of the README and DESIGN.md, checked: every import of every module under
-src/pixelseg (imports inside functions included, found with ``ast``) goes to its own layer or
-one below it, and no two modules import each other, directly or around a loop.
+"""The architecture contract of the README and DESIGN.md, checked: every import of every module
+under src/pixelseg (imports inside functions included, found with ``ast``) goes to its own layer
+or one below it, and no two modules import each other, directly or around a loop.
 
 The order is the one the code really has, lowest first. It differs from the README's reading
 order in one respect: ``metrics`` and ``config`` (with ``runs``, the run folder's layout, which
@@ -53,7 +53,9 @@ def layer_of(module: str) -> int:
             if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > len(best):
                 best, index = prefix, i
     if index is None:
-        raise AssertionError(f"{module}: in no layer of tests/test_layers.py; add it to LAYERS")
+        raise AssertionError(
+            f"{module}: in no layer of tests/test_architecture.py; add it to LAYERS"
+        )
     return index
 
 
@@ -122,16 +124,16 @@ def layer_violations(modules: dict[str, Path] = MODULES) -> list[str]:
     return bad
 
 
-def import_cycles(modules: dict[str, Path] = MODULES) -> list[list[str]]:
+def import_cycles(modules: dict[str, Path] = MODULES, type_only: bool = False) -> list[list[str]]:
     """Groups of modules that import each other at run time, around a loop of any length
-    (imports in functions included; ``if TYPE_CHECKING:`` imports and a module's own parent
-    packages, which Python imports first anyway, left out)."""
+    (imports in functions included; a module's own parent packages, which Python imports first
+    anyway, left out; ``if TYPE_CHECKING:`` imports left out unless ``type_only``)."""
     graph = {
         m: sorted(
             {
                 t
                 for _, t, typing_only in imports_of(m, modules)
-                if not typing_only and t != m and not m.startswith(t + ".")
+                if (type_only or not typing_only) and t != m and not m.startswith(t + ".")
             }
         )
         for m in modules
@@ -186,6 +188,14 @@ def test_no_import_cycles():
     )
 
 
+def test_no_import_cycles_even_for_type_checking():
+    # Two modules that need each other's types are one module, or share a lower one.
+    cycles = import_cycles(type_only=True)
+    assert not cycles, "modules that import each other (if TYPE_CHECKING: included):\n" + "\n".join(
+        " <-> ".join(c) for c in cycles
+    )
+
+
 def test_the_checker_sees_imports_in_functions_and_names_the_file(tmp_path):
     """It fails on what issue 14 found: an import inside a function that goes up a layer, and
     two modules that import each other; ``if TYPE_CHECKING:`` imports are no cycle."""
@@ -210,3 +220,6 @@ def test_the_checker_sees_imports_in_functions_and_names_the_file(tmp_path):
         "helpers, data"
     ]
     assert import_cycles(modules) == [["pixelseg.data.low", "pixelseg.deploy.predict"]]
+    assert import_cycles(modules, type_only=True) == [
+        ["pixelseg.data.low", "pixelseg.data.typed", "pixelseg.deploy.predict"]
+    ]
