@@ -1,5 +1,6 @@
 """Model families. Every module in this package is imported here so its models register
-themselves: adding a model is adding a file, with no import list to maintain."""
+themselves: adding a model is adding a file, with no import list to maintain. Python imports
+this package before any of its modules, so the registry is full whenever it is asked."""
 
 import importlib
 import pkgutil
@@ -11,6 +12,5 @@ for _info in pkgutil.iter_modules(__path__):
     if not _info.name.startswith("_") and _info.name not in ("registry", "knobs"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
-_load_all = True
 
 __all__ = ["Knob", "ModelEntry", "create_model", "get_entry", "list_models", "register_model"]

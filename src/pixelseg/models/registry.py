@@ -66,12 +66,10 @@ def register_model(name: str, description: str, family: str = "cnn", knobs: Iter
 
 
 def list_models() -> list[ModelEntry]:
-    _ensure_loaded()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
 def get_entry(name: str) -> ModelEntry:
-    _ensure_loaded()
     if name not in _REGISTRY:
         raise PixelsegError(
             f"model: unknown model {name!r}; choose from {', '.join(sorted(_REGISTRY))}"
@@ -148,8 +146,3 @@ def _check_declaration(name: str, cls: type[nn.Module], declared: tuple[Knob, ..
             k.check(k.default)
         except ValueError as e:
             raise ValueError(f"model {name!r}: knob {k.name}'s default is not valid: {e}") from None
-
-
-def _ensure_loaded() -> None:
-    # Importing the package imports every model module (see models/__init__.py).
-    from . import _load_all  # noqa: F401
