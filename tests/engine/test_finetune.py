@@ -125,3 +125,28 @@ def test_predictor_feeds_the_model_the_encoder_s_normalisation(pretrained_run):
     with torch.no_grad():
         want = model.eval()(x).softmax(1)[0].numpy()
     np.testing.assert_allclose(predictor.predict_proba(image), want, atol=1e-5)
+
+
+def test_a_run_killed_before_its_first_checkpoint_restarts_from_the_imagenet_weights(
+    scenes, tmp_path
+):
+    """Resuming a run that never wrote a checkpoint starts it over as it was configured: with
+    the pretrained encoder, not from random weights."""
+    from pixelseg.engine.trainer import Trainer
+
+    overrides = [
+        f"data.root={scenes}",
+        f"out_dir={tmp_path}",
+        "name=killed",
+        "model.name=lightseg",
+        "model.width=4",
+        "model.encoder=efficientnet_lite0",
+        "train.epochs=1",
+        "train.max_steps_per_epoch=1",
+        "train.batch_size=2",
+        "train.device=cpu",
+    ]
+    run = Trainer(load_config(overrides=overrides), progress=False, log=lambda *a: None).run_dir
+    result = resume(run, [], progress=False, log=lambda *a: None)
+    side = json.loads((result.run_dir / "checkpoints" / "last.json").read_text())
+    assert side["pretrained"] and side["pretrained"]["encoder"] == "efficientnet_lite0"

@@ -102,10 +102,8 @@ class Trainer(TrainingPass):
 
         # 2. The model (with the resume point's weights), loss, optimiser, loaders.
         nc = self.data.classes.num_classes
-        if point is None:
-            self.model = create_model(
-                cfg.model.name, nc, 3, load_weights=resume is None, **cfg.model.knobs
-            )
+        if point is None:  # a new run, or a resumed one that never wrote a checkpoint: start over
+            self.model = create_model(cfg.model.name, nc, 3, **cfg.model.knobs)
             self.pretrained = self.model.pixelseg_pretrained  # recorded in every sidecar
         else:
             self.model, _ = load_checkpoint(point)
