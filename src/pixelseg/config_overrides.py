@@ -102,7 +102,7 @@ def as_overrides(given: Overrides | Sequence[str] | None) -> Overrides:
     """An ``Overrides`` as it is; ``key=value`` strings parsed (once, here)."""
     if isinstance(given, Overrides):
         return given
-    return Overrides.parse(given or ())
+    return Overrides.parse(given) if given else Overrides()
 
 
 def format_value(value: Any) -> str:
