@@ -11,7 +11,6 @@
 
 # Every command is a call of one of these (cli/ parses the arguments and calls it).
 from .analysis.evaluation import evaluate_run, save_eval
-from .analysis.robustness_workflow import RunRobustness, robustness
 from .analysis.run_report import build_run_report, finish_run
 from .analysis.seeds import SeedsResult, train_seeds
 from .analysis.training import train_and_report
@@ -19,7 +18,6 @@ from .config import RunConfig, load_config
 from .data.check import check_dataset
 from .data.convert import convert_dataset
 from .deploy.batch import predict_stream
-from .deploy.demo import DemoResult, demo
 from .deploy.onnx_export import export_onnx
 from .deploy.predict import Predictor, load
 from .deploy.predict_images import predict_images
@@ -33,7 +31,9 @@ from .tuning.options import TuneOptions
 from .tuning.plan import plan_for_config
 from .tuning.plan_training import plan_training
 from .tuning.study import run_study
+from .workflows.demo import DemoResult, demo
 from .workflows.rank import RankResult, rank_images, rank_labels
+from .workflows.robustness import RunRobustness, robustness
 
 __version__ = "0.1.0"
 
