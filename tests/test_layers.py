@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("pixelseg.data",)),
     ("models", ("pixelseg.models",)),
     ("metrics", ("pixelseg.metrics",)),
-    ("config", ("pixelseg.config", "pixelseg.runs")),
+    ("config", ("pixelseg.config", "pixelseg.config_overrides", "pixelseg.runs")),
     ("engine", ("pixelseg.engine",)),
     ("tuning", ("pixelseg.tuning",)),
     ("analysis", ("pixelseg.analysis",)),

@@ -13,7 +13,6 @@
 from .analysis.evaluation import evaluate_run, save_eval
 from .analysis.run_report import build_run_report, finish_run
 from .analysis.seeds import SeedsResult, train_seeds
-from .analysis.training import train_and_report
 from .config import RunConfig, load_config
 from .data.check import check_dataset
 from .data.convert import convert_dataset
@@ -29,11 +28,12 @@ from .models import create_model, list_models
 from .models.summary import ModelSummary, summarize
 from .tuning.options import TuneOptions
 from .tuning.plan import plan_for_config
-from .tuning.plan_training import plan_training
 from .tuning.study import run_study
 from .workflows.demo import DemoResult, demo
+from .workflows.plan import plan_training
 from .workflows.rank import RankResult, rank_images, rank_labels
 from .workflows.robustness import RunRobustness, robustness
+from .workflows.train import train_and_report
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,8 @@
 
 Unknown keys and values of the wrong type are errors that name the key. ``model.<knob>=v``
 sets a model knob (checked against the model's constructor when the model is built).
+Overrides are parsed once into typed values (``Overrides``, config_overrides.py) and applied
+here (``apply_overrides``); a configuration is loaded once per command.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .config_overrides import Overrides, as_overrides
 from .errors import PixelsegError
-from .files import read_yaml_mapping  # re-exported: part of this module's API before
+from .files import read_yaml_mapping
 
 TRACKERS = ("tensorboard", "mlflow")  # what train.track may name
 
@@ -201,39 +205,37 @@ def _apply(obj: Any, data: dict, prefix: str) -> None:
 
 def parse_overrides(pairs: list[str]) -> dict:
     """``["train.lr=3e-4", "model.depth=3"]`` -> nested dict; values parsed as YAML scalars."""
-    nested: dict = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise PixelsegError(f"{pair}: overrides are key=value, e.g. train.epochs=20")
-        key, raw = pair.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
-        node = nested
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise PixelsegError(f"{key}: conflicts with an earlier override")
-        node[parts[-1]] = value
-    return nested
+    return Overrides.parse(pairs).nested()
 
 
 def load_config(
     path: str | Path | None = None,
-    overrides: list[str] | None = None,
+    overrides: Overrides | Sequence[str] | None = None,
     base: RunConfig | None = None,
 ) -> RunConfig:
-    """Defaults <- YAML file <- ``key=value`` overrides, in that order."""
+    """Defaults <- YAML file <- overrides (``Overrides`` or ``key=value`` strings), in that
+    order."""
     cfg = base or RunConfig()
     if path is not None:
         data = read_yaml_mapping(path, "config file", "a mapping of sections at the top level")
         _apply(cfg, data, "")
+    return apply_overrides(cfg, as_overrides(overrides))
+
+
+def apply_overrides(cfg: RunConfig, overrides: Overrides) -> RunConfig:
+    """Set the typed values of ``overrides`` in ``cfg`` (in place, later pairs winning) and
+    check the whole configuration; returns ``cfg``."""
     if overrides:
-        _apply(cfg, parse_overrides(overrides), "")
+        _apply(cfg, overrides.nested(), "")
     validate(cfg)
     return cfg
+
+
+def check_value(key: str, value: Any) -> None:
+    """Raise a PixelsegError naming ``key`` unless ``value`` is valid for it: its type, then
+    the bounds ``validate`` sets (checked on the defaults with this one value, because the
+    rules are written once, over a whole configuration)."""
+    apply_overrides(RunConfig(), Overrides.of({key: value}))
 
 
 # 64 Mpx (8k x 8k): the largest training size or crop; one such image is ~200 MB as uint8.

@@ -21,10 +21,12 @@ asks a ``RunFolder`` for the path instead of spelling it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import RunConfig, load_config
+from .config_overrides import Overrides
 
 REPORT_NAME = "report.html"
 
@@ -55,7 +57,7 @@ class RunFolder:
     def has_config(self) -> bool:
         return self.config_file.is_file()
 
-    def config(self, overrides: list[str] | None = None) -> RunConfig:
+    def config(self, overrides: Overrides | Sequence[str] | None = None) -> RunConfig:
         """The run's resolved configuration, typed and validated (``load_config``); a missing
         or damaged ``config.yaml`` is a PixelsegError naming it."""
         return load_config(self.config_file, overrides)

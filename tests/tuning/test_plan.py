@@ -11,7 +11,8 @@ from PIL import Image
 
 from pixelseg.cli.main import main
 from pixelseg.config import load_config
-from pixelseg.tuning import plan as plan_mod
+from pixelseg.config_overrides import Overrides
+from pixelseg.tuning import ladder as ladder_mod
 from pixelseg.tuning.cost import ModelCost
 from pixelseg.tuning.fingerprint import (
     DatasetFingerprint,
@@ -19,15 +20,14 @@ from pixelseg.tuning.fingerprint import (
     fingerprint_dataset,
     image_size,
 )
-from pixelseg.tuning.plan import (
+from pixelseg.tuning.plan import make_plan
+from pixelseg.tuning.plan_rules import (
     MILD_CORRUPTIONS,
     PLAN_CORRUPTIONS,
     ROBUST_CORRUPTIONS,
-    apply_plan_if_unconfigured,
     corruption_recipe,
-    flat_keys,
-    make_plan,
 )
+from pixelseg.workflows.train import apply_plan_if_unconfigured
 
 # Seconds per megapixel (training) of each candidate, roughly this machine's 2 cores.
 FAKE_S_PER_MPIX = {
@@ -54,12 +54,12 @@ def fake_costs(model: str, knobs: dict, factor: float = 1.0) -> ModelCost:
 def scratch_ladder(monkeypatch):
     """The from-scratch ladder, as on a machine without pretrained weights; the tests of the
     pretrained rung install them (``with_weights``)."""
-    monkeypatch.setattr(plan_mod, "weights_installed", lambda encoder: False)
+    monkeypatch.setattr(ladder_mod, "weights_installed", lambda encoder: False)
 
 
 @pytest.fixture
 def with_weights(monkeypatch):
-    monkeypatch.setattr(plan_mod, "weights_installed", lambda encoder: True)
+    monkeypatch.setattr(ladder_mod, "weights_installed", lambda encoder: True)
 
 
 def dataset(n_train=367, n_val=101, hw=(360, 480), lo=None, hi=None, shares=None):
@@ -133,7 +133,9 @@ def test_varying_sizes_are_cropped_not_resized():
 
 
 def test_user_overrides_win_and_the_plan_works_around_them():
-    fixed = flat_keys(["train.batch_size=2", "data.resize=[90, 120]", "train.epochs=3"])
+    fixed = Overrides.parse(
+        ["train.batch_size=2", "data.resize=[90, 120]", "train.epochs=3"]
+    ).flat()
     plan = make_plan(dataset(), CPU, fake_costs, fixed)
     assert plan.value("train.batch_size") == 2 and plan.value("train.epochs") == 3
     assert plan.value("data.resize") == [90, 120]
@@ -208,8 +210,10 @@ def test_train_without_model_options_plans_and_saves_the_plan(scenes, tmp_path, 
 
 def test_no_plan_for_model_options_no_plan_flag_or_torchrun():
     def applied(overrides, chose_model=False, world_size=1):
-        plan = apply_plan_if_unconfigured(overrides, chose_model, world_size, log=lambda *a: None)
-        return plan[1] is not None
+        cfg = load_config(overrides=["data.root=/nonexistent"])
+        user = Overrides.parse(overrides)
+        plan = apply_plan_if_unconfigured(cfg, user, chose_model, world_size, log=lambda *a: None)
+        return plan is not None
 
     pairs = ["data.root=/nonexistent"]
     assert not applied(pairs, chose_model=True)  # pixelseg train --model, --config or --no-plan

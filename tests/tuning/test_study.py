@@ -17,8 +17,9 @@ from pixelseg.cli.main import main  # noqa: E402
 from pixelseg.config import load_config  # noqa: E402
 from pixelseg.errors import PixelsegError  # noqa: E402
 from pixelseg.tuning import require_optuna  # noqa: E402
+from pixelseg.tuning.optuna_setup import pruning_warmup  # noqa: E402
 from pixelseg.tuning.space import load_space  # noqa: E402
-from pixelseg.tuning.study import TuneOptions, pruning_warmup, run_study  # noqa: E402
+from pixelseg.tuning.study import TuneOptions, run_study  # noqa: E402
 
 # Defined here, not imported from conftest: "from conftest import" gets whichever of the
 # suite's conftest modules was imported first (tests/engine's trains 1 epoch with GroupNorm).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..config_overrides import Overrides
 from ..errors import PixelsegError
 
 # Flags that name one configuration key, (flag, key), in the order their overrides are listed.
@@ -20,14 +21,17 @@ CONFIG_FLAGS: tuple[tuple[str, str], ...] = (
 )
 
 
-def flag_overrides(args, flags: tuple[str, ...] | None = None) -> list[str]:
-    """The CONFIG_FLAGS (or those of them in ``flags``) that were given, as key=value
-    overrides, to be placed before the free-form ``key=value`` arguments so that those win."""
-    return [
-        f"{key}={getattr(args, flag)}"
-        for flag, key in CONFIG_FLAGS
-        if (flags is None or flag in flags) and getattr(args, flag, None) is not None
-    ]
+def flag_overrides(args, flags: tuple[str, ...] | None = None) -> Overrides:
+    """The CONFIG_FLAGS (or those of them in ``flags``) that were given, as typed overrides
+    (argparse's values, never read again from text), to be placed before the free-form
+    ``key=value`` arguments so that those win."""
+    return Overrides.of(
+        {
+            key: getattr(args, flag)
+            for flag, key in CONFIG_FLAGS
+            if (flags is None or flag in flags) and getattr(args, flag, None) is not None
+        }
+    )
 
 
 def add_inference_arguments(p) -> None:

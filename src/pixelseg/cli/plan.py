@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..tuning.plan_training import plan_training
+from ..config_overrides import Overrides
+from ..workflows.plan import plan_training
 from ._common import flag_overrides
 
 COMMAND = "plan"
@@ -42,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # --budget-minutes is a planning target here, not train.time_budget_minutes
     plan_training(
-        flag_overrides(args, ("data", "format", "device")) + list(args.overrides),
+        flag_overrides(args, ("data", "format", "device")) + Overrides.parse(args.overrides),
         epoch_seconds=args.epoch_seconds,
         budget_minutes=args.budget_minutes,
         save=args.save,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..analysis.training import train_and_report
 from ..config import TRACKERS
+from ..config_overrides import Overrides
 from ..engine.distributed import finish_process
+from ..workflows.train import train_and_report
 from ._common import flag_overrides
 
 COMMAND = "train"
@@ -63,16 +64,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def cli_overrides(args: argparse.Namespace) -> list[str]:
-    """Named flags become key=value overrides placed before the free-form ones."""
-    pairs = flag_overrides(args)
+def cli_overrides(args: argparse.Namespace) -> Overrides:
+    """Named flags become typed overrides placed before the free-form ``key=value`` ones,
+    which are parsed here, once."""
+    switches: dict = {}
     if args.deterministic:
-        pairs.append("train.deterministic=true")
+        switches["train.deterministic"] = True
     if args.skip_bad:
-        pairs.append("data.skip_bad=true")
+        switches["data.skip_bad"] = True
     if args.track:
-        pairs.append(f"train.track=[{', '.join(dict.fromkeys(args.track))}]")
-    return pairs + list(args.overrides)
+        switches["train.track"] = list(dict.fromkeys(args.track))
+    return flag_overrides(args) + Overrides.of(switches) + Overrides.parse(args.overrides)
 
 
 def run(args: argparse.Namespace) -> int:

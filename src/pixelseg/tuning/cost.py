@@ -7,10 +7,13 @@ on a CPU. On CUDA the training memory per pixel is recorded too (for the batch s
 
     cost = measure_model_cost("unet", {"width": 16}, 11, torch.device("cpu"), max_hw=(360, 480))
     cost.epoch_seconds(n_train=367, train_hw=(360, 480), n_val=101, val_hw=(360, 480), batch=4)
+
+``MeasuredCosts`` is the planner's cost function: each candidate timed once on this machine.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 
 from ..data.transforms import AugmentParams, TrainTransform
-from ..engine.device import memory_format
+from ..engine.device import memory_format, pick_device
 from ..models import create_model
 
 
@@ -157,3 +160,40 @@ def measure_data_cost(source, samples: int = 3) -> float:
         transform(sample.image, sample.mask, rng)
         times.append(time.perf_counter() - t)
     return float(np.median(times)) if times else 0.0
+
+
+class MeasuredCosts:
+    """The planner's ``cost_fn`` (``ladder.CostFn``): times each candidate once on this
+    machine, at the median image size capped at 512 px on the long side."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        device_name: str,
+        median_hw: tuple[int, int],
+        data_s_per_image: float,
+    ) -> None:
+        self.device = pick_device(device_name)
+        self.num_classes = num_classes
+        self.data_s = data_s_per_image
+        h, w = median_hw
+        f = min(1.0, 512 / max(h, w))  # timed at most at this size (see measure_model_cost)
+        self.size = (max(1, round(h * f)), max(1, round(w * f)))
+        self.batch = 2 if self.device.type == "cpu" else 4
+        self._cache: dict[str, ModelCost] = {}
+
+    def __call__(self, model: str, knobs: dict) -> ModelCost:
+        key = json.dumps([model, knobs], sort_keys=True)
+        if key not in self._cache:
+            cost = measure_model_cost(
+                model,
+                knobs,
+                self.num_classes,
+                self.device,
+                self.size,
+                self.batch,
+                min_step_s=0.3 if self.device.type == "cpu" else 0.05,
+            )
+            cost.data_s_per_image = self.data_s if self.device.type == "cpu" else 0.0
+            self._cache[key] = cost
+        return self._cache[key]

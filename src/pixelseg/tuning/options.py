@@ -4,10 +4,12 @@ the other."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RunConfig, load_config
+from ..config_overrides import Overrides, as_overrides
 from ..models import get_entry
 from .space import SearchSpace
 
@@ -36,8 +38,10 @@ class TuneOptions:
     def study_dir(self) -> Path:
         return Path(self.out) / self.study
 
-    def base_overrides(self) -> list[str]:
-        return ([f"data.root={self.data}"] if self.data else []) + list(self.overrides)
+    def base_overrides(self) -> Overrides:
+        """--data, then the user's ``key=value`` overrides (parsed here)."""
+        data = Overrides.of({"data.root": self.data}) if self.data else Overrides()
+        return data + as_overrides(self.overrides)
 
 
 @dataclass
@@ -50,11 +54,13 @@ class TuneSummary:
     notes: list[str]
 
 
-def trial_config(opts: TuneOptions, sampled: list[str], number: int | None = None) -> RunConfig:
+def trial_config(
+    opts: TuneOptions, sampled: Overrides | Sequence[str], number: int | None = None
+) -> RunConfig:
     """Base configuration <- the trial's choices; with ``number``, the trial's run settings
     (folder, epochs), else the base's (for best.yaml). Base model knobs that the sampled model
     does not have are dropped: a base ``model.width=8`` cannot apply to ReNet."""
-    cfg = load_config(opts.config, opts.base_overrides() + sampled)
+    cfg = load_config(opts.config, opts.base_overrides() + as_overrides(sampled))
     has = get_entry(cfg.model.name).knobs()
     cfg.model.knobs = {k: v for k, v in cfg.model.knobs.items() if k in has}
     if number is not None:

@@ -37,18 +37,16 @@ parameter: a width that suits one model says nothing about another's.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..config import load_config
+from ..config import check_value
+from ..config_overrides import Overrides
 from ..errors import PixelsegError
 from ..files import read_yaml_mapping
 from ..models import get_entry, list_models
+from .distributions import Dist, declared_knobs
 
 # Keys that stand for several configuration keys at once (so the search has fewer dimensions).
 DERIVED_KEYS = ("augment.colour", "augment.scale_jitter")
@@ -64,95 +62,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 SECTIONS = ("models", "params", "knobs", "per_model")
-
-
-@dataclass(frozen=True)
-class Dist:
-    """One parameter's distribution: categorical, int, float, or fixed."""
-
-    kind: str  # "categorical" | "int" | "float" | "fixed"
-    choices: tuple = ()
-    low: float = 0.0
-    high: float = 0.0
-    log: bool = False
-    step: float | None = None
-    value: Any = None
-
-    @classmethod
-    def parse(cls, spec: Any, key: str) -> Dist:
-        """A YAML value -> a distribution; errors name ``key``."""
-        if isinstance(spec, list):
-            if not spec:
-                raise PixelsegError(f"{key}: an empty list of choices")
-            for v in spec:
-                if v is not None and not isinstance(v, (bool, int, float, str)):
-                    raise PixelsegError(
-                        f"{key}: choices must be numbers, strings, booleans or null, got {v!r}"
-                    )
-            return cls("categorical", choices=tuple(spec))
-        if isinstance(spec, dict) and ("low" in spec or "high" in spec):
-            unknown = set(spec) - {"low", "high", "log", "step"}
-            if unknown or "low" not in spec or "high" not in spec:
-                raise PixelsegError(
-                    f"{key}: a range is {{low, high}} with optional log or step, got {spec}"
-                )
-            low, high = spec["low"], spec["high"]
-            log, step = bool(spec.get("log")), spec.get("step")
-            for name, v in (("low", low), ("high", high), ("step", step)):
-                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                    raise PixelsegError(f"{key}: {name} must be a number, got {v!r}")
-            if low > high:
-                raise PixelsegError(f"{key}: low {low} is above high {high}")
-            if log and low <= 0:
-                raise PixelsegError(f"{key}: a log range needs low > 0, got {low}")
-            if log and step is not None:
-                raise PixelsegError(f"{key}: use log or step, not both")
-            is_int = all(isinstance(v, int) for v in (low, high)) and (
-                step is None or isinstance(step, int)
-            )
-            return cls("int" if is_int else "float", low=low, high=high, log=log, step=step)
-        if isinstance(spec, dict):
-            raise PixelsegError(
-                f"{key}: expected a list of choices, {{low, high}} or a value, got {spec}"
-            )
-        return cls("fixed", value=spec)
-
-    def suggest(self, trial: Any, name: str) -> Any:
-        if self.kind == "categorical":
-            return trial.suggest_categorical(name, list(self.choices))
-        if self.kind == "int":
-            return trial.suggest_int(
-                name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
-            )
-        if self.kind == "float":
-            return trial.suggest_float(
-                name, float(self.low), float(self.high), step=self.step, log=self.log
-            )
-        return self.value
-
-    def values(self) -> list:
-        """The extreme values (for checks that every choice builds)."""
-        if self.kind == "categorical":
-            return list(self.choices)
-        if self.kind in ("int", "float"):
-            return [self.low, self.high]
-        return [self.value]
-
-    def text(self) -> str:
-        if self.kind == "categorical":
-            return "{" + ", ".join(str(c) for c in self.choices) + "}"
-        if self.kind == "fixed":
-            return f"= {self.value}"
-        return f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
-
-
-def declared_knobs(model: str) -> dict[str, Dist]:
-    """The knob distributions ``model`` declares for the search (``Knob.search``)."""
-    return {
-        k.name: Dist.parse(k.search_space(), f"{model}.{k.name} (declared search)")
-        for k in get_entry(model).declared
-        if k.search_space() is not None
-    }
 
 
 @dataclass
@@ -186,8 +95,8 @@ class SearchSpace:
             out.setdefault(get_entry(name).family, []).append(name)
         return out
 
-    def sample(self, trial: Any) -> list[str]:
-        """Ask ``trial`` for every parameter; return the choices as ``key=value`` overrides."""
+    def sample(self, trial: Any) -> Overrides:
+        """Ask ``trial`` for every parameter; return the choices as typed overrides."""
         families = self.families()
         family = next(iter(families))
         if len(families) > 1:
@@ -201,7 +110,7 @@ class SearchSpace:
             pairs.update(expand(key, dist.suggest(trial, key)))
         for knob, dist in self.knobs_for(model).items():
             pairs[f"model.{knob}"] = dist.suggest(trial, f"{model}.{knob}")
-        return [f"{k}={format_value(v)}" for k, v in pairs.items()]
+        return Overrides.of(pairs)
 
     def params_of(self, cfg: Any) -> dict[str, Any] | None:
         """The trial parameters that reproduce configuration ``cfg`` as closely as the space
@@ -271,18 +180,6 @@ def expand(key: str, value: Any) -> dict[str, Any]:
     if key == "augment.scale_jitter":
         return {"augment.scale": [round(1.0 / (1.0 + value), 4), round(1.0 + value, 4)]}
     return {key: value}
-
-
-def format_value(value: Any) -> str:
-    """A value as the right-hand side of ``key=value`` (YAML, which JSON is a subset of)."""
-    if isinstance(value, str) and yaml.safe_load(value) == value and "=" not in value:
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        text = repr(value)
-        mantissa, e, exponent = text.partition("e")
-        # YAML 1.1 reads "1e-05" (no dot) as a string: write "1.0e-05".
-        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text
-    return json.dumps(value)
 
 
 def default_space() -> SearchSpace:
@@ -411,6 +308,6 @@ def _check_param_key(key: str, dist: Dist) -> None:
         return
     for value in dist.values():
         try:
-            load_config(overrides=[f"{key}={format_value(value)}"])
+            check_value(key, value)
         except PixelsegError as e:
             raise PixelsegError(f"params.{key}: {e}") from None

@@ -27,7 +27,6 @@ import math
 import os
 import socket
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,91 +44,23 @@ from . import require_optuna
 from .cost import measure_model_cost
 from .fingerprint import image_size, spread
 from .options import TuneOptions, TuneSummary, trial_config
+from .optuna_setup import (
+    PRUNERS,
+    NoLock,
+    counts_toward_budget,
+    make_pruner,
+    make_sampler,
+    make_storage,
+    storage_url,
+)
 from .outputs import write_outputs
 from .space import LOCAL, SearchSpace, default_space, local_space
 
-PRUNERS = ("median", "halving", "none")
 MAX_CONSECUTIVE_FAILURES = 5
 
 
 class _TimeUp(Exception):
     """Raised from the epoch callback when a trial has used its minutes."""
-
-
-class _NoLock(contextlib.nullcontext):
-    """Stands in for the file lock where the storage is a database server (no shared folder)."""
-
-    def acquire(self) -> None:
-        pass
-
-    def release(self) -> None:
-        pass
-
-
-def storage_url(opts: TuneOptions) -> str:
-    if opts.storage:
-        return opts.storage
-    return f"sqlite:///{(opts.study_dir / 'study.db').resolve()}"
-
-
-def make_storage(url: str):
-    """An RDBStorage with a heartbeat (so a killed worker's trial is failed, not left running)
-    and, for SQLite, a long busy timeout: concurrent writers wait instead of failing with
-    'database is locked'."""
-    optuna = require_optuna()
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    try:
-        with warnings.catch_warnings():  # the heartbeat is flagged experimental
-            warnings.simplefilter("ignore")
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=30, grace_period=120, **kwargs
-            )
-    except Exception as e:  # a bad URL, a missing driver, an unreachable server
-        raise PixelsegError(f"--storage {url}: cannot open the study database ({e})") from None
-
-
-def pruning_warmup(epochs_per_trial: int) -> int:
-    """Epochs a trial always runs before it can be pruned: a third of its budget, at least one.
-
-    After the first epoch nearly every model from scratch still predicts mostly background
-    (on the built-in scenes every such trial scores the same ~0.11 mIoU), so a comparison
-    there prunes at random.
-    """
-    return max(1, epochs_per_trial // 3)
-
-
-def make_pruner(name: str, epochs_per_trial: int = 3):
-    optuna = require_optuna()
-    warmup = pruning_warmup(epochs_per_trial)
-    if name == "median":
-        # Steps are epochs (1-based) and the pruner skips only steps < n_warmup_steps: so
-        # warmup + 1 makes epoch warmup + 1 the first that can be pruned.
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup + 1)
-    if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup + 1, reduction_factor=3)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise PixelsegError(f"--pruner {name}: choose from {', '.join(PRUNERS)}")
-
-
-def make_sampler(seed: int, trials: int):
-    optuna = require_optuna()
-    with warnings.catch_warnings():  # constant_liar is experimental
-        warnings.simplefilter("ignore")
-        # constant_liar: running trials count as bad, so parallel workers explore apart.
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=max(3, min(10, trials // 3)), constant_liar=True
-        )
-
-
-def counts_toward_budget(trial) -> bool:
-    """Finished or running trials count; interrupted, stale and skipped ones do not."""
-    state = trial.state.name
-    if state in ("COMPLETE", "PRUNED", "RUNNING", "WAITING"):
-        return True
-    return state == "FAIL" and "error" in trial.user_attrs
 
 
 def check_options(opts: TuneOptions) -> RunConfig:
@@ -168,7 +99,7 @@ def resolve_space(opts: TuneOptions, base: RunConfig) -> SearchSpace:
     return opts.space or default_space()
 
 
-def open_study(opts: TuneOptions, lock: FileLock | _NoLock):
+def open_study(opts: TuneOptions, lock: FileLock | NoLock):
     optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own one line per trial instead
     opts.study_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +148,7 @@ class _EpochReporter:
 
 
 def _objective(
-    opts: TuneOptions, space: SearchSpace, lock: FileLock | _NoLock, log: Callable
+    opts: TuneOptions, space: SearchSpace, lock: FileLock | NoLock, log: Callable
 ) -> Callable:
     optuna = require_optuna()
 
@@ -226,7 +157,7 @@ def _objective(
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
             sampled = space.sample(trial)
-            trial.set_user_attr("overrides", sampled)
+            trial.set_user_attr("overrides", sampled.format())  # JSON in the study database
             cfg = trial_config(opts, sampled, trial.number)
             trial.set_user_attr("run_dir", str(Path(cfg.out_dir) / cfg.name))
             reporter = _EpochReporter(trial, opts.epochs_per_trial, opts.minutes_per_trial)
@@ -273,7 +204,7 @@ def run_study(opts: TuneOptions, log: Callable[..., None] = print) -> TuneSummar
     sqlite = storage_url(opts).startswith("sqlite")
     # The lock is re-entrant in filelock; here it is only ever taken once, and release() of a
     # lock not held is a no-op, as the loop below relies on.
-    lock = FileLock(opts.study_dir / ".tune.lock") if sqlite else _NoLock()
+    lock = FileLock(opts.study_dir / ".tune.lock") if sqlite else NoLock()
     study = open_study(opts, lock)
     log(
         f"study {opts.study!r} in {opts.study_dir} (storage {storage_url(opts)}); "

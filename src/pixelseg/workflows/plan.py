@@ -7,16 +7,18 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..config import load_config
+from ..config import apply_overrides, load_config
+from ..config_overrides import Overrides, as_overrides
 from ..files import atomic_write_text
-from .plan import Plan, Targets, flat_keys, plan_for_config
+from ..tuning.ladder import Targets
+from ..tuning.plan import Plan, plan_for_config
 
 # Keys that say what to plan for, not choices the plan must keep.
 _NOT_FIXED = ("data.root", "data.format", "train.device")
 
 
 def plan_training(
-    overrides: Sequence[str],
+    overrides: Overrides | Sequence[str],
     epoch_seconds: float = 60.0,
     budget_minutes: float | None = None,
     save: str | Path | None = None,
@@ -31,17 +33,17 @@ def plan_training(
 
     >>> plan = pixelseg.plan_training(["data.root=my_data"], save="plan.yaml")  # doctest: +SKIP
     """
-    user = list(overrides)
+    user = as_overrides(overrides)
     cfg = load_config(None, user)
-    fixed = {k: v for k, v in flat_keys(user).items() if k not in _NOT_FIXED}
+    fixed = {k: v for k, v in user.flat().items() if k not in _NOT_FIXED}
     targets = Targets(epoch_seconds=epoch_seconds, total_minutes=budget_minutes)
     plan = plan_for_config(cfg, fixed, targets, log=log)
     log(plan.table())
     log("as overrides: " + " ".join(plan.overrides()))
     if save:
-        planned = load_config(None, plan.overrides() + user)
+        apply_overrides(cfg, plan.planned())  # under the user's keys, which it left alone
         atomic_write_text(
-            save, "# pixelseg plan: " + " ".join(plan.overrides()) + "\n" + planned.to_yaml()
+            save, "# pixelseg plan: " + " ".join(plan.overrides()) + "\n" + cfg.to_yaml()
         )
         log(f"configuration saved to {save}")
     if json_file:
