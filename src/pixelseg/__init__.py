@@ -12,7 +12,6 @@
 # Every command is a call of one of these (cli/ parses the arguments and calls it).
 from .analysis.evaluation import evaluate_run, save_eval
 from .analysis.run_report import build_run_report, finish_run
-from .analysis.seeds import SeedsResult, train_seeds
 from .config import RunConfig, load_config
 from .data.check import check_dataset
 from .data.convert import convert_dataset
@@ -33,6 +32,7 @@ from .workflows.demo import DemoResult, demo
 from .workflows.plan import plan_training
 from .workflows.rank import RankResult, rank_images, rank_labels
 from .workflows.robustness import RunRobustness, robustness
+from .workflows.seeds import SeedsResult, train_seeds
 from .workflows.train import train_and_report
 
 __version__ = "0.1.0"
