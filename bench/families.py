@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pixelseg
 from pixelseg.data.scenes import write_scenes
-from pixelseg.deploy.demo import DEMO_OVERRIDES
+from pixelseg.workflows.demo import DEMO_OVERRIDES
 
 FAMILY_KNOBS = {
     "unet": ["model.width=16", "model.depth=4"],
@@ -40,7 +40,7 @@ FAMILY_KNOBS = {
 # (280 s); lightseg: 0.840 after 60 of 800, 0.856 after 30 of 2000; renet: 0.784 after 30 of
 # 800 (585 s), 0.861 after 30 of 2000 (~1380 s).
 FAMILY_TRAIN = {"deeplab": 2000, "lightseg": 2000, "renet": 2000}
-# The demo's recipe (pixelseg/deploy/demo.py) without its model and epochs: every family trains
+# The demo's recipe (pixelseg/workflows/demo.py) without its model and epochs: every family trains
 # exactly as the demo trains the U-Net.
 COMMON = [o for o in DEMO_OVERRIDES if not o.startswith(("model.", "train.epochs="))]
 

@@ -11,14 +11,11 @@
 
 # Every command is a call of one of these (cli/ parses the arguments and calls it).
 from .analysis.evaluation import evaluate_run, save_eval
-from .analysis.robustness_workflow import RunRobustness, robustness
 from .analysis.run_report import build_run_report, finish_run
-from .analysis.seeds import SeedsResult, train_seeds
 from .config import RunConfig, load_config
 from .data.check import check_dataset
 from .data.convert import convert_dataset
 from .deploy.batch import predict_stream
-from .deploy.demo import DemoResult, demo
 from .deploy.onnx_export import export_onnx
 from .deploy.predict import Predictor, load
 from .deploy.predict_images import predict_images
@@ -31,8 +28,11 @@ from .models.summary import ModelSummary, summarize
 from .tuning.options import TuneOptions
 from .tuning.plan import plan_for_config
 from .tuning.study import run_study
+from .workflows.demo import DemoResult, demo
 from .workflows.plan import plan_training
 from .workflows.rank import RankResult, rank_images, rank_labels
+from .workflows.robustness import RunRobustness, robustness
+from .workflows.seeds import SeedsResult, train_seeds
 from .workflows.train import train_and_report
 
 __version__ = "0.1.0"

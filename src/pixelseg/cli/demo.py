@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..deploy.demo import DEMO_COUNTS, DEMO_SIZE, demo
+from ..workflows.demo import DEMO_COUNTS, DEMO_SIZE, demo
 from ._common import parse_size
 
 COMMAND = "demo"

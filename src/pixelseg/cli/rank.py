@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import PixelsegError
-from ..workflows.rank import PRELABEL_FORMATS, rank_images, rank_labels
+from ..workflows.rank import rank_images, rank_labels
+from ..workflows.rank_outputs import PRELABEL_FORMATS
 
 COMMAND = "rank"
 HELP = "what to label next (uncertain, diverse, pre-labelled), or which labels look wrong"

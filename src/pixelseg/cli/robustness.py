@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..analysis.corruptions import CORRUPTIONS
-from ..analysis.robustness_workflow import robustness
 from ..errors import PixelsegError
+from ..workflows.robustness import robustness
 
 COMMAND = "robustness"
 HELP = "robustness to corruptions (noise, blur, weather-like, JPEG, geometry) and stability"

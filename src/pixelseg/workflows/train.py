@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..analysis.run_report import finish_run
-from ..analysis.seeds import SeedsResult, train_seeds
 from ..config import RunConfig, apply_overrides, load_config
 from ..config_overrides import Overrides, as_overrides
 from ..engine.distributed import is_main_process, launched_world_size
 from ..engine.trainer import TrainResult, resume, train
 from ..runs import RunFolder
 from ..tuning.plan import Plan, plan_for_config
+from .seeds import SeedsResult, train_seeds
 
 
 def train_and_report(

@@ -1,5 +1,7 @@
 """``pixelseg robustness RUN`` as a Python call: the run's best checkpoint under every corruption
-and severity, plus prediction consistency, saved in the run and added to its report.
+and severity, plus prediction consistency, saved in the run and added to its report. The
+measuring itself is ``analysis/robustness.py`` and ``analysis/stability.py``; this module loads
+the run and its data, calls them and saves what they found.
 
     >>> out = pixelseg.robustness("runs/demo", corruptions=["jpeg"])  # doctest: +SKIP
     >>> print(out.result.table())                                    # doctest: +SKIP
@@ -12,15 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..analysis.corruptions import SEVERITIES
+from ..analysis.evaluation import data_root_of
+from ..analysis.robustness import RobustnessResult, run_robustness, trained_corruptions_of
+from ..analysis.run_report import build_run_report
+from ..analysis.stability import ConsistencyResult, prediction_consistency
 from ..data.formats import open_split
 from ..engine.predictor import Predictor
 from ..files import atomic_write_text
 from ..runs import RunFolder
-from .corruptions import SEVERITIES
-from .evaluation import data_root_of
-from .robustness import RobustnessResult, run_robustness, trained_corruptions_of
-from .run_report import build_run_report
-from .stability import ConsistencyResult, prediction_consistency
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """``pixelseg demo``: generate multi-object scenes, train the default CNN, evaluate, predict.
 
-It sits in the deploy layer because it runs every layer's work in turn, the predictions last.
+A workflow: each step is another layer's own work (data's scenes, the engine's training,
+analysis's evaluation and report, deploy's predictions), run in turn with the demo's recipe.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from ..analysis.run_report import finish_run
 from ..config import load_config
 from ..data.imageio import list_images
 from ..data.scenes import write_scenes
+from ..deploy.predict_images import predict_images
 from ..engine.trainer import train
 from ..runs import RunFolder
-from .predict_images import predict_images
 
 # Sized so the whole demo runs in about 2.5 minutes on 2 CPU cores (bench/demo_time.py). Measured
 # on these scenes, fresh samples teach more than repeated epochs of augmented ones: 1600 scenes

@@ -1,5 +1,7 @@
 """Seed variance: one configuration trained with n seeds, a run folder each, and the mean and
-spread of the final metrics (``pixelseg train --seeds N``).
+spread of the final metrics (``pixelseg train --seeds N``). The training is the engine's and
+the statistics are ``analysis.stability.summarize_seeds``; this workflow runs one after the
+other and saves both.
 
     >>> out = pixelseg.train_seeds(cfg, 3)               # doctest: +SKIP
     >>> out.summary["best_val_miou"]["std"]              # doctest: +SKIP
@@ -13,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..analysis.stability import summarize_seeds
 from ..config import RunConfig
 from ..engine.trainer import train
 from ..files import atomic_write_text
-from .stability import summarize_seeds
 
 
 @dataclass
