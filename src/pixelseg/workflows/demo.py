@@ -22,10 +22,11 @@ from ..runs import RunFolder
 
 # Sized so the whole demo runs in about 2.5 minutes on 2 CPU cores (bench/demo_time.py). Measured
 # on these scenes, fresh samples teach more than repeated epochs of augmented ones: 1600 scenes
-# seen 8 times beat 800 seen 40 times (val 0.90 in 136 s of training and evaluation against 0.91
-# in 352 s). The scenes already vary rotation, size and colour, so augmentation is flips only; a
-# high lr (6e-3, half an epoch of warm-up, cosine) gets through the plateau before the shape
-# classes separate in few steps, and Dice lifts the small shape classes that mIoU weighs equally.
+# seen 8 times come close to 800 seen 40 times in under half the time (val 0.899 in 146-182 s
+# against 0.906 in 352 s; docs/results.md#demo). The scenes already vary rotation, size and
+# colour, so augmentation is flips only; a high lr (6e-3, half an epoch of warm-up, cosine) gets
+# through the plateau before the shape classes separate in few steps, and Dice lifts the small
+# shape classes that mIoU weighs equally.
 DEMO_COUNTS = {"train": 1600, "val": 60, "test": 8}
 DEMO_SIZE = (64, 64)
 DEMO_OVERRIDES = [
