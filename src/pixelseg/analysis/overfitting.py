@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +122,11 @@ class CurveMeasures:
     loss_gap_at_end: float | None = None
 
 
+_REPORTED = tuple(
+    f.name for f in fields(OverfittingReport) if f.name in {g.name for g in fields(CurveMeasures)}
+)
+
+
 def measure_history(history: list[dict]) -> CurveMeasures:
     """Best and last epoch of the validation metric, its drop and recent gain, and the train -
     val gaps there."""
@@ -197,19 +202,8 @@ def classify(
             metric=m.metric,
             epochs=m.epochs,
         )
-    report = dict(
-        metric=m.metric,
-        epochs=m.epochs,
-        best_epoch=m.best_epoch,
-        best_value=m.best_value,
-        final_value=m.final_value,
-        drop_from_best=m.drop_from_best,
-        recent_gain=m.recent_gain,
-        gap_at_best=m.gap_at_best,
-        gap_at_end=m.gap_at_end,
-        loss_gap_at_best=m.loss_gap_at_best,
-        loss_gap_at_end=m.loss_gap_at_end,
-    )
+    # The measures the report carries: every field the two classes share, by name.
+    report = {k: getattr(m, k) for k in _REPORTED}
     up = m.higher_better
     what, unit = ("val mIoU", "points") if up else ("val loss", "%")
     train_up = m.train_name == "train mIoU"
