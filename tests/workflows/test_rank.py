@@ -93,6 +93,22 @@ def test_label_disagreement_grows_with_what_the_model_is_sure_of():
     assert bad.disagreement > 0.4 and bad.worst_class == 1
 
 
+def test_a_label_drawn_a_few_pixels_off_is_found_with_its_shift():
+    """A misregistered mask disagrees only along edges; sliding it back over the prediction
+    shows the shift, and the disagreement it removes is added to the score."""
+    pred = np.zeros((200, 200), np.int64)
+    pred[60:140, 50:150] = 1
+    pred[90:100, 20:180] = 2  # a thin bar across: the class a shift hurts most
+    probs = np.stack([pred == c for c in range(3)]).astype(np.float32) * 0.9 + 0.05
+    right = label_disagreement(probs, pred)
+    assert right.misalignment == 0.0 and right.shift == (0, 0)
+    moved = label_disagreement(probs, np.roll(pred, (3, -2), axis=(0, 1)))
+    assert moved.shift == (-3, 2)  # moved back up 3 and right 2, it fits
+    assert moved.misalignment > 0.1 and moved.score > moved.disagreement > right.score
+    erased = label_disagreement(probs, np.zeros_like(pred))  # wrong, but no shift mends it
+    assert erased.misalignment == 0.0
+
+
 @pytest.fixture
 def unlabelled(tmp_path) -> Path:
     folder = tmp_path / "new"

@@ -18,7 +18,13 @@ frames do not fill the top K.
 
 Labelled images are scored by ``label_disagreement``: per class, the model's confidence summed
 over the pixels where label and prediction disagree about that class, over the pixels either
-gives it (a confidence-weighted 1 - IoU), averaged over the classes present.
+gives it (a confidence-weighted 1 - IoU), averaged over the classes present. A mask drawn a few
+pixels off (a misregistered annotation) disagrees only along edges, and a model trained on it
+has partly learnt it, so that score alone ranks it low. The label is therefore also slid over
+the prediction by up to ``MISALIGN_FRACTION`` of the short side: when some shift of at least 2
+px makes them agree better, the disagreement that the shift removes (``misalignment``, in the
+same units) is added to the score. A correct label gains nothing from a shift; shifts of one
+pixel are left out, because a model that classifies at stride 4 is itself that far off.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from .instances import uncertainty_map
 
 GRID = 4  # layout descriptor: class probabilities pooled on a GRID x GRID grid
 WEIGHTS = {"margin": 0.5, "entropy": 0.0, "flip": 0.5}  # of the uncertainty score
+MISALIGN_FRACTION = 0.02  # label shifts searched: up to this share of the short side (7 px at 360)
+MIN_SHIFT = 2  # px; a shift of 1 is within a stride-4 model's own localisation error
 
 
 def class_balanced_mean(values: np.ndarray, class_map: np.ndarray) -> float:
@@ -113,11 +121,79 @@ def diverse_order(uncertainty: np.ndarray, descriptors: np.ndarray, k: int) -> l
 
 @dataclass
 class LabelScore:
-    """How likely a label is wrong (higher: look at it sooner)."""
+    """How likely a label is wrong (higher ``score``: look at it sooner)."""
 
     disagreement: float  # confidence-weighted 1 - IoU between label and prediction, per class
     disagreeing_pixels: float  # share of labelled pixels where they differ
     worst_class: int  # the class whose disagreement is largest
+    misalignment: float = 0.0  # the disagreement that shifting the label by ``shift`` removes
+    shift: tuple[int, int] = (0, 0)  # (dy, dx): the label fits best moved down dy, right dx
+
+    @property
+    def score(self) -> float:
+        return self.disagreement + self.misalignment
+
+
+def _class_disagreement(lab: np.ndarray, prd: np.ndarray, conf: np.ndarray) -> dict[int, float]:
+    """Per class: the confidence over the pixels where label and prediction disagree about
+    it, over the pixels either gives it. Flat arrays of labelled pixels."""
+    per_class = {}
+    for c in np.union1d(np.unique(lab), np.unique(prd)).tolist():
+        either = (lab == c) | (prd == c)
+        differ = either & (lab != prd)
+        per_class[c] = float(conf[differ].sum() / either.sum())
+    return per_class
+
+
+def _overlap(shape: tuple[int, int], dy: int, dx: int) -> tuple[tuple, tuple]:
+    """Slices of (prediction, label) that line up when the label moves down dy, right dx."""
+    h, w = shape
+    ys = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
+    xs = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
+    return (ys[0], xs[0]), (ys[1], xs[1])
+
+
+def best_shift(pred: np.ndarray, label: np.ndarray, radius: int) -> tuple[int, int]:
+    """The shift of ``label`` (|dy|, |dx| <= radius, at least ``MIN_SHIFT`` on one axis) under
+    which it agrees with ``pred`` on the largest share of labelled pixels, or (0, 0) when no
+    such shift beats leaving it where it is. Searched on every other pixel, then settled at
+    full resolution around the best (a one-pixel edge can fall between the samples); ties go
+    to the smaller shift."""
+
+    def agreement(shift: tuple[int, int], step: int) -> float:
+        at_pred, at_label = _overlap(pred.shape, *shift)
+        p, lab = pred[at_pred][::step, ::step], label[at_label][::step, ::step]
+        valid = lab != IGNORE_INDEX
+        n = int(valid.sum())
+        return float((p[valid] == lab[valid]).sum() / n) if n else 0.0
+
+    def allowed(d: tuple[int, int]) -> bool:
+        return MIN_SHIFT <= max(abs(d[0]), abs(d[1])) <= radius
+
+    def size(d: tuple[int, int]) -> tuple[int, int]:
+        return max(abs(d[0]), abs(d[1])), abs(d[0]) + abs(d[1])
+
+    shifts = sorted(
+        (
+            d
+            for d in (
+                (y, x) for y in range(-radius, radius + 1) for x in range(-radius, radius + 1)
+            )
+            if allowed(d)
+        ),
+        key=size,
+    )
+    coarse = max(shifts, key=lambda d: agreement(d, 2))  # max keeps the first of equals
+    near = sorted(
+        (
+            d
+            for d in ((coarse[0] + a, coarse[1] + b) for a in (-1, 0, 1) for b in (-1, 0, 1))
+            if allowed(d)
+        ),
+        key=size,
+    )
+    best = max(near, key=lambda d: agreement(d, 1))
+    return best if agreement(best, 1) > agreement((0, 0), 1) else (0, 0)
 
 
 def label_disagreement(probs: np.ndarray, label: np.ndarray) -> LabelScore:
@@ -127,23 +203,32 @@ def label_disagreement(probs: np.ndarray, label: np.ndarray) -> LabelScore:
     valid = label != IGNORE_INDEX
     if not valid.any():
         return LabelScore(0.0, 0.0, -1)
-    lab, prd, cf = label[valid], pred[valid], conf[valid]
-    per_class = {}
-    for c in np.union1d(np.unique(lab), np.unique(prd)).tolist():
-        either = (lab == c) | (prd == c)
-        differ = either & (lab != prd)
-        per_class[c] = float(cf[differ].sum() / either.sum())
-    worst = max(per_class, key=per_class.get)
+    lab, prd = label[valid], pred[valid]
+    per_class = _class_disagreement(lab, prd, conf[valid])
+    disagreement = float(np.mean(list(per_class.values())))
+    radius = max(MIN_SHIFT, round(MISALIGN_FRACTION * min(label.shape)))
+    shift = best_shift(pred, label, radius)
+    misalignment = 0.0
+    if shift != (0, 0):
+        at_pred, at_label = _overlap(label.shape, *shift)
+        moved = label[at_label]
+        ok = moved != IGNORE_INDEX
+        if ok.any():
+            shifted = _class_disagreement(moved[ok], pred[at_pred][ok], conf[at_pred][ok])
+            misalignment = max(0.0, disagreement - float(np.mean(list(shifted.values()))))
     return LabelScore(
-        disagreement=float(np.mean(list(per_class.values()))),
+        disagreement=disagreement,
         disagreeing_pixels=float((lab != prd).mean()),
-        worst_class=int(worst),
+        worst_class=int(max(per_class, key=per_class.get)),
+        misalignment=misalignment,
+        shift=shift if misalignment > 0 else (0, 0),
     )
 
 
 __all__ = [
     "ImageScore",
     "LabelScore",
+    "best_shift",
     "class_balanced_mean",
     "diverse_order",
     "label_disagreement",

@@ -220,23 +220,38 @@ def rank_labels(
                 continue
             score = label_disagreement(predictor.predict_proba(sample.image), sample.mask)
             scored.append((score, i))
-        scored.sort(key=lambda t: -t[0].disagreement)
+        scored.sort(key=lambda t: -t[0].score)
         names = predictor.classes.names
         rows = [
             [
                 r,
                 str(source.items[i].image),
                 str(source.items[i].mask),
+                f"{s.score:.5f}",
                 f"{s.disagreement:.5f}",
+                f"{s.misalignment:.5f}",
+                s.shift[0],
+                s.shift[1],
                 f"{s.disagreeing_pixels:.5f}",
                 names[s.worst_class] if s.worst_class >= 0 else "",
             ]
             for r, (s, i) in enumerate(scored, 1)
         ]
-        rows += [["", path, "", "", "", f"error: {msg}"] for path, msg in failed]
+        rows += [["", path] + [""] * 7 + [f"error: {msg}"] for path, msg in failed]
         write_csv(
             stage.path / "ranking.csv",
-            ["rank", "image", "label", "score", "disagreeing_pixels", "worst_class"],
+            [
+                "rank",
+                "image",
+                "label",
+                "score",
+                "disagreement",
+                "misalignment",
+                "shift_y",
+                "shift_x",
+                "disagreeing_pixels",
+                "worst_class",
+            ],
             rows,
         )
         out_names = _unique_names([str(source.items[i].image) for _, i in scored[:top]])
@@ -259,14 +274,20 @@ def rank_labels(
                 {
                     "rank": r,
                     "name": path,
-                    "numbers": {"score": s.disagreement, "pixels differing": s.disagreeing_pixels},
+                    "numbers": {
+                        "score": s.score,
+                        "misalignment": s.misalignment,
+                        "pixels differing": s.disagreeing_pixels,
+                    },
                     "pictures": write_pictures(stage.path, out_names[path], pictures),
                 }
             )
         page = gallery_page(
             f"Labels to check: the top {len(cards)} of {len(scored)} in {split}",
             "Ordered by how confidently the model disagrees with each label (a "
-            "confidence-weighted 1 - IoU per class, averaged); the disagreement map is bright "
+            "confidence-weighted 1 - IoU per class, averaged), plus the part of that "
+            "disagreement a shift of the whole label by a few pixels would remove "
+            "(misalignment; ranking.csv gives the shift); the disagreement map is bright "
             "where a confident prediction differs from the label.",
             ["label", "prediction", "disagreement"],
             cards,
