@@ -55,6 +55,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     stop_reason: str = "completed"  # or why training stopped early
+    # The configuration it trained with (a resume's overrides applied): what comes after
+    # training (``finish_run``) takes it from here instead of parsing config.yaml again.
+    config: RunConfig | None = None
 
 
 class Trainer(TrainingPass):
@@ -268,6 +271,7 @@ class Trainer(TrainingPass):
             self.history,
             time.time() - t0,
             stop_reason,
+            self.cfg,
         )
 
     def _epochs(self, eval_model: nn.Module, stop_reason: str) -> str:
