@@ -35,7 +35,6 @@ from typing import Any
 from filelock import FileLock
 
 from ..config import RunConfig, load_config
-from ..data.formats import open_split
 from ..data.pipeline import open_train_val, val_is_trained_on
 from ..engine import trainer  # trainer.train looked up per trial: tests replace it
 from ..engine.device import configure_threads, pick_device
@@ -273,8 +272,7 @@ def estimate_cost(opts: TuneOptions, base: RunConfig, study, log: Callable) -> N
         return
     with contextlib.suppress(Exception):  # an estimate must never stop the study
         d = base.data
-        train_src = open_split(d.root, d.train_split, d.format)
-        val_src = open_split(d.root, d.val_split, d.format)
+        train_src, val_src, _ = open_train_val(d)
         sizes = [image_size(i.image) for i in spread(train_src.items, 5)]
         native = tuple(sorted(sizes)[len(sizes) // 2])
         val_hw = tuple(d.resize) if d.resize else native
