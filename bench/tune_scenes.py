@@ -34,8 +34,9 @@ from pixelseg.config import load_config  # noqa: E402
 from pixelseg.data.scenes import write_scenes  # noqa: E402
 from pixelseg.engine.trainer import train  # noqa: E402
 from pixelseg.files import atomic_write_text  # noqa: E402
+from pixelseg.tuning.options import TuneOptions  # noqa: E402
 from pixelseg.tuning.space import LOCAL, load_space  # noqa: E402
-from pixelseg.tuning.study import TuneOptions, run_study  # noqa: E402
+from pixelseg.workflows.tune import run_study  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -27,13 +27,13 @@ from .models import create_model, list_models
 from .models.summary import ModelSummary, summarize
 from .tuning.options import TuneOptions
 from .tuning.plan import plan_for_config
-from .tuning.study import run_study
 from .workflows.demo import DemoResult, demo
 from .workflows.plan import plan_training
 from .workflows.rank import RankResult, rank_images, rank_labels
 from .workflows.robustness import RunRobustness, robustness
 from .workflows.seeds import SeedsResult, train_seeds
 from .workflows.train import train_and_report
+from .workflows.tune import run_study
 
 __version__ = "0.1.0"
 

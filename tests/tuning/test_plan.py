@@ -12,6 +12,7 @@ from PIL import Image
 from pixelseg.cli.main import main
 from pixelseg.config import load_config
 from pixelseg.config_overrides import Overrides
+from pixelseg.data.formats import open_split
 from pixelseg.tuning import ladder as ladder_mod
 from pixelseg.tuning.cost import ModelCost
 from pixelseg.tuning.fingerprint import (
@@ -158,7 +159,7 @@ def test_image_size_reads_headers_and_exif_rotation(tmp_path):
 
 
 def test_fingerprint_of_scenes(scenes):
-    fp = fingerprint_dataset(str(scenes))
+    fp = fingerprint_dataset(open_split(scenes, "train"), open_split(scenes, "val"))
     assert (fp.n_train, fp.n_val, fp.num_classes) == (8, 4, 7)
     assert fp.median_hw == (32, 32) and not fp.sizes_vary
     assert sum(fp.class_shares) == pytest.approx(1.0)

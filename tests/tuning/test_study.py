@@ -1,5 +1,6 @@
-"""The study runner: outputs, resuming, the trial budget shared by parallel workers, pruning,
-per-trial time limits, failures, and optuna staying optional."""
+"""The study runner (``workflows/tune.py``, on the decisions of ``tuning/``): outputs, resuming,
+the trial budget shared by parallel workers, pruning, per-trial time limits, failures, and
+optuna staying optional."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from pixelseg.cli.main import main  # noqa: E402
 from pixelseg.config import load_config  # noqa: E402
 from pixelseg.errors import PixelsegError  # noqa: E402
 from pixelseg.tuning import require_optuna  # noqa: E402
+from pixelseg.tuning.options import TuneOptions  # noqa: E402
 from pixelseg.tuning.optuna_setup import pruning_warmup  # noqa: E402
 from pixelseg.tuning.space import load_space  # noqa: E402
-from pixelseg.tuning.study import TuneOptions, run_study  # noqa: E402
+from pixelseg.workflows.tune import run_study  # noqa: E402
 
 # Defined here, not imported from conftest: "from conftest import" gets whichever of the
 # suite's conftest modules was imported first (tests/engine's trains 1 epoch with GroupNorm).
@@ -203,11 +205,11 @@ def test_minutes_per_trial_stop_a_trial_with_its_best_value(
     scenes, tmp_path, tiny_space, monkeypatch
 ):
     import pixelseg.engine.trainer as trainer
-    import pixelseg.tuning.study as study_mod
+    import pixelseg.workflows.tune as tune_mod
 
     monkeypatch.setattr(trainer, "train", fake_train(lambda lr: 0.5))
     clock = iter(range(0, 10_000, 100))  # every call: 100 s later
-    monkeypatch.setattr(study_mod.time, "time", lambda: next(clock))
+    monkeypatch.setattr(tune_mod.time, "time", lambda: next(clock))
     opts = options(
         scenes,
         tmp_path,

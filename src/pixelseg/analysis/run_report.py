@@ -1,6 +1,10 @@
 """Gather what a run folder holds (history, eval, robustness, config, model summary) and
 render its ``report.html``. Called after training, eval and robustness, and by
-``pixelseg report RUN``; each call re-renders with whatever exists by then."""
+``pixelseg report RUN``; each call re-renders with whatever exists by then.
+
+The run's configuration is parsed at most once per call: a caller that holds it (the train
+workflow, the demo) passes it in, and only a caller with nothing but the folder
+(``pixelseg report RUN``) leaves it to be read from ``config.yaml``."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import RunConfig
 from ..data.formats import open_split
 from ..engine.checkpoint import load_checkpoint
 from ..engine.predictor import Predictor
@@ -58,9 +63,14 @@ def example_predictions(
 
 
 def build_run_report(
-    run_dir: str | Path, examples_split: str = "val", with_examples: bool = True
+    run_dir: str | Path,
+    examples_split: str = "val",
+    with_examples: bool = True,
+    config: RunConfig | None = None,
 ) -> Path:
-    """Render ``run_dir/report.html`` from the run's files."""
+    """Render ``run_dir/report.html`` from the run's files. ``config``: the run's configuration
+    when the caller holds it (it says where the example images are); None reads the run's
+    ``config.yaml``, only if examples are wanted."""
     run = RunFolder(run_dir)
     if not run.metrics.is_file():
         raise PixelsegError(f"{run.path}: not a run folder (no metrics.jsonl)")
@@ -73,7 +83,7 @@ def build_run_report(
     examples = None
     if with_examples and config_text:
         try:
-            data = run.config().data
+            data = (config or run.config()).data
             examples = example_predictions(predictor, data.root, examples_split, data.format)
         except PixelsegError:
             examples = None  # the data moved since training: report without examples
@@ -98,11 +108,12 @@ def build_run_report(
 __all__ = ["build_run_report", "evaluate_best", "example_predictions", "finish_run"]
 
 
-def write_model_summary(run_dir: str | Path) -> Path:
-    """Save the model's per-layer table (at the training input size) in the run."""
+def write_model_summary(run_dir: str | Path, config: RunConfig) -> Path:
+    """Save the model's per-layer table (at the training input size of ``config``, the run's
+    configuration) in the run."""
     run = RunFolder(run_dir)
     model, _ = load_checkpoint(run.last)
-    data = run.config().data
+    data = config.data
     size = data.crop_size or data.resize
     if not size:
         source = open_split(data.root, data.train_split, data.format)
@@ -117,11 +128,11 @@ def write_model_summary(run_dir: str | Path) -> Path:
 GAP_MAX_IMAGES = 1000
 
 
-def evaluate_best(run_dir: str | Path, progress: bool = False) -> RunEval:
-    """Evaluate the run's best checkpoint on its validation split (with the train-vs-val gap)
-    and save it as ``eval/<split>.json``: the report's per-class bars, confusion matrix,
-    calibration and boundary sections come from it."""
-    data = RunFolder(run_dir).config().data
+def evaluate_best(run_dir: str | Path, config: RunConfig, progress: bool = False) -> RunEval:
+    """Evaluate the run's best checkpoint on the validation split of ``config`` (the run's
+    configuration), with the train-vs-val gap, and save it as ``eval/<split>.json``: the
+    report's per-class bars, confusion matrix, calibration and boundary sections come from it."""
+    data = config.data
     result = evaluate_run(
         run_dir,
         data.root,
@@ -134,19 +145,24 @@ def evaluate_best(run_dir: str | Path, progress: bool = False) -> RunEval:
     return result
 
 
-def finish_run(run_dir: str | Path, log=print, progress: bool = False) -> Path:
+def finish_run(
+    run_dir: str | Path, log=print, progress: bool = False, config: RunConfig | None = None
+) -> Path:
     """After training: evaluate the best checkpoint, save the model summary, render the report.
 
+    ``config``: the configuration the run trained with (``TrainResult.config``); the caller
+    has it already, so passing it spares parsing ``config.yaml`` again. None reads it once.
     A run trained again (resumed) is evaluated again: its best checkpoint may have changed.
     """
-    write_model_summary(run_dir)
-    result = evaluate_best(run_dir, progress=progress)
+    config = config or RunFolder(run_dir).config()
+    write_model_summary(run_dir, config)
+    result = evaluate_best(run_dir, config, progress=progress)
     scores = result.result.scores
     log(
         f"best checkpoint on {result.split}: mIoU {scores.mean_iou:.4f}, pixel accuracy "
         f"{scores.pixel_accuracy:.4f} (details: pixelseg eval {run_dir})"
     )
-    report = build_run_report(run_dir)
+    report = build_run_report(run_dir, config=config)
     log(f"report: {report}")
     log_artifacts(run_dir, [report])  # to the run's MLflow run, when it tracks to one
     return report

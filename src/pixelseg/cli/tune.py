@@ -62,8 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..tuning import require_optuna
+    from ..tuning.options import TuneOptions
     from ..tuning.space import LOCAL, load_space
-    from ..tuning.study import TuneOptions, run_study
+    from ..workflows.tune import run_study
 
     require_optuna()
     opts = TuneOptions(

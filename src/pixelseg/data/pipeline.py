@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import PixelsegError
-from .formats import open_split, split_names
+from .formats import open_split, resolve_format, split_names
 from .loader import SegmentationDataset
 from .sample import ClassTable
 from .source import SegmentationSource
@@ -11,11 +11,13 @@ from .transforms import AugmentParams, EvalTransform, TrainTransform
 
 
 def open_train_val(data_cfg) -> tuple[SegmentationSource, SegmentationSource, ClassTable]:
-    """Open the training and validation splits; they must agree on the classes."""
+    """Open the training and validation splits; they must agree on the classes. The layout
+    (``data.format``, "auto" by default) is recognised once, for both."""
     if not data_cfg.root:
         raise PixelsegError("data.root: no dataset given (use --data DIR)")
-    train = open_split(data_cfg.root, data_cfg.train_split, data_cfg.format)
-    val = open_split(data_cfg.root, data_cfg.val_split, data_cfg.format)
+    layout = resolve_format(data_cfg.root, data_cfg.format).name
+    train = open_split(data_cfg.root, data_cfg.train_split, layout)
+    val = open_split(data_cfg.root, data_cfg.val_split, layout)
     if train.classes.names != val.classes.names:
         raise PixelsegError(f"{data_cfg.root}: the train and val splits disagree on the classes")
     if train.classes.num_classes >= 255:

@@ -1,5 +1,6 @@
-"""torchrun support: process-group set-up from the environment torchrun provides, and the few
-collectives the trainer needs (broadcast the run folder, reduce metrics, agree on NaN).
+"""torchrun support: a training process's start (process group from the environment torchrun
+provides, device, threads) and finish, and the few collectives the trainer needs (broadcast
+the run folder, reduce metrics, agree on NaN).
 
 Without torchrun (no WORLD_SIZE), everything here is a no-op and rank 0 of 1 is assumed.
 See docs/distributed.md for launching.
@@ -18,6 +19,7 @@ from torch import nn
 from torch.utils.data import Sampler
 
 from ..errors import PixelsegError
+from .device import configure_threads, pick_device
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,18 @@ def init_distributed(device_type: str) -> DistInfo:
         dist.get_world_size(),
         int(os.environ.get("LOCAL_WORLD_SIZE", world)),
     )
+
+
+def start_process(device_name: str, threads: int = 0) -> tuple[DistInfo, torch.device, int]:
+    """Where this process trains: its place in torchrun's group (joined here; rank 0 of 1
+    without torchrun), its device (``train.device``; under torchrun, its own GPU) and its CPU
+    threads (the cores split between this machine's processes). ``finish_process`` ends it.
+
+    The device is picked twice: its type chooses the group's backend before the group says
+    which local rank, and so which GPU, is this process's."""
+    info = init_distributed(pick_device(device_name).type)
+    device = pick_device(device_name, info.local_rank)
+    return info, device, configure_threads(device, info.local_world_size, threads)
 
 
 def finish_process(code: int, wait: bool = True) -> int:

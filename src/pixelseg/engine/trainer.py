@@ -23,8 +23,8 @@ from ..models import create_model
 from ..runs import RunFolder
 from .budget import TimeBudget, end_of_run_seconds
 from .checkpoint import load_checkpoint, load_optimizer_state
-from .device import configure_threads, maybe_compile, memory_format, pick_device
-from .distributed import DistInfo, convert_sync_bn, init_distributed, sync_buffers
+from .device import maybe_compile, memory_format
+from .distributed import convert_sync_bn, start_process, sync_buffers
 from .ema import ModelEma
 from .epoch_record import HEADER, EpochRow
 from .evaluate import evaluate
@@ -55,6 +55,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     stop_reason: str = "completed"  # or why training stopped early
+    # The configuration it trained with (a resume's overrides applied): what comes after
+    # training (``finish_run``) takes it from here instead of parsing config.yaml again.
+    config: RunConfig | None = None
 
 
 class Trainer(TrainingPass):
@@ -85,10 +88,8 @@ class Trainer(TrainingPass):
             TimeBudget(60.0 * minutes, started=started or time.time()) if minutes else None
         )
         self.planned_epochs = t.epochs  # a time budget re-fits it after every epoch
-        self.dist: DistInfo = init_distributed(pick_device(t.device).type)
+        self.dist, self.device, self.threads = start_process(t.device, t.threads)
         self.log = log if self.dist.is_main else (lambda *a, **k: None)
-        self.device = pick_device(t.device, self.dist.local_rank)
-        self.threads = configure_threads(self.device, self.dist.local_world_size, t.threads)
         seed_everything(t.seed + self.dist.rank, t.deterministic)
         self.timer = None
 
@@ -130,7 +131,8 @@ class Trainer(TrainingPass):
         )
         self.train_loader, self.val_loader = loaders.train, loaders.val
         self.batch_aug = loaders.batch_augment
-        steps = min(len(self.train_loader), t.max_steps_per_epoch or len(self.train_loader))
+        batches = len(self.train_loader)
+        steps = min(batches, t.max_steps_per_epoch or batches)
         if steps < 1:
             raise PixelsegError(f"{cfg.data.root}: the training split has no batches")
         self.steps_per_epoch = steps  # loader batches (micro-batches)
@@ -268,6 +270,7 @@ class Trainer(TrainingPass):
             self.history,
             time.time() - t0,
             stop_reason,
+            self.cfg,
         )
 
     def _epochs(self, eval_model: nn.Module, stop_reason: str) -> str:

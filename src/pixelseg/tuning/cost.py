@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..data.transforms import AugmentParams, TrainTransform
-from ..engine.device import memory_format, pick_device
+from ..engine.device import memory_format
 from ..models import create_model
 
 
@@ -163,17 +163,17 @@ def measure_data_cost(source, samples: int = 3) -> float:
 
 
 class MeasuredCosts:
-    """The planner's ``cost_fn`` (``ladder.CostFn``): times each candidate once on this
-    machine, at the median image size capped at 512 px on the long side."""
+    """The planner's ``cost_fn`` (``ladder.CostFn``): times each candidate once on ``device``
+    (the training device), at the median image size capped at 512 px on the long side."""
 
     def __init__(
         self,
         num_classes: int,
-        device_name: str,
+        device: torch.device,
         median_hw: tuple[int, int],
         data_s_per_image: float,
     ) -> None:
-        self.device = pick_device(device_name)
+        self.device = device
         self.num_classes = num_classes
         self.data_s = data_s_per_image
         h, w = median_hw

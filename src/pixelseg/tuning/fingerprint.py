@@ -19,10 +19,8 @@ import torch
 
 from ..data.class_stats import class_stats
 from ..data.file_facts import read_header
-from ..data.formats import open_split
 from ..data.parallel import available_cores
 from ..data.source import SegmentationSource
-from ..engine.device import pick_device
 from ..errors import PixelsegError
 
 MAX_SIZE_SAMPLES = 300
@@ -106,16 +104,14 @@ def spread(items: list, k: int) -> list:
 
 
 def fingerprint_dataset(
-    root: str,
-    format: str = "auto",
-    train_split: str = "train",
-    val_split: str = "val",
-    progress: bool = False,
+    train: SegmentationSource, val: SegmentationSource, progress: bool = False
 ) -> DatasetFingerprint:
-    train = open_split(root, train_split, format)
-    val = open_split(root, val_split, format)
+    """What the opened training split looks like (image sizes, class shares) and how large
+    both splits are. The caller opens them (``data.pipeline.open_train_val``), once for the
+    fingerprint and the timed data loading alike."""
+    root = train.root
     if len(train) == 0:
-        raise PixelsegError(f"{root}: the {train_split} split has no images")
+        raise PixelsegError(f"{root}: the {train.split} split has no images")
     sizes: Counter = Counter()
     sampled = spread(train.items, MAX_SIZE_SAMPLES)
     facts = train.file_facts()
@@ -158,18 +154,19 @@ def _subset(source: SegmentationSource, k: int) -> SegmentationSource:
     return sub
 
 
-def fingerprint_hardware(device: str = "auto") -> HardwareFingerprint:
-    dev = pick_device(device)
+def fingerprint_hardware(device: torch.device) -> HardwareFingerprint:
+    """This machine as the plan sees it: the training device (resolved by the caller, which
+    times the candidates on it too), CPU cores, memory, and the GPU's name and memory."""
     ram = None
     if hasattr(os, "sysconf"):
         try:
             ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError):
             ram = None
-    hw = HardwareFingerprint(str(dev), available_cores(), ram)
-    if dev.type == "cuda":
-        props = torch.cuda.get_device_properties(dev.index or 0)
+    hw = HardwareFingerprint(str(device), available_cores(), ram)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device.index or 0)
         hw.gpu_name, hw.gpu_memory_bytes = props.name, int(props.total_memory)
-    elif dev.type == "mps":
+    elif device.type == "mps":
         hw.gpu_name = "Apple MPS"
     return hw

@@ -1,6 +1,6 @@
-"""What a study is asked to do (TuneOptions), what it reports (TuneSummary), and how one
-trial's configuration is made from them: shared by study.py and outputs.py, so neither needs
-the other."""
+"""What a study is asked to do (TuneOptions), the space it searches, and how one trial's
+configuration is made from them. The decisions ``pixelseg tune`` takes from its options; the
+command itself (running the trials, writing the outputs) is ``workflows/tune.py``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ..config import RunConfig, load_config
 from ..config_overrides import Overrides, as_overrides
+from ..errors import PixelsegError
 from ..models import get_entry
-from .space import SearchSpace
+from .space import LOCAL, SearchSpace, default_space, local_space
 
 
 @dataclass
@@ -43,15 +44,14 @@ class TuneOptions:
         data = Overrides.of({"data.root": self.data}) if self.data else Overrides()
         return data + as_overrides(self.overrides)
 
-
-@dataclass
-class TuneSummary:
-    study_dir: Path
-    counts: dict[str, int]
-    best_number: int | None
-    best_value: float | None
-    files: list[Path]
-    notes: list[str]
+    def search_space(self, base: RunConfig) -> SearchSpace:
+        """The space the study searches: ``space`` itself, the one around ``base`` (the base
+        configuration) for LOCAL, or ``default_space()`` when none was given."""
+        if self.space == LOCAL:
+            return local_space(base)
+        if isinstance(self.space, str):
+            raise PixelsegError(f"--space {self.space}: a YAML file or {LOCAL!r}")
+        return self.space or default_space()
 
 
 def trial_config(

@@ -1,9 +1,13 @@
 """The Optuna pieces a study is made of: its storage (SQLite by default, with a heartbeat),
-the pruner and the sampler, and which trials count toward the ``--trials`` budget."""
+the pruner and the sampler, the per-epoch pruning rule a trial's training follows
+(``EpochReporter``), and which trials count toward the ``--trials`` budget. The study that runs
+the trials is ``workflows/tune.py``."""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 import warnings
 from typing import Any
 
@@ -88,3 +92,40 @@ def counts_toward_budget(trial) -> bool:
     if state in ("COMPLETE", "PRUNED", "RUNNING", "WAITING"):
         return True
     return state == "FAIL" and "error" in trial.user_attrs
+
+
+def over_budget(study, trial, trials: int) -> bool:
+    """``trial`` would exceed the study's ``trials``: as many trials numbered before it already
+    count. With a database server, two workers may both have seen room for one more trial."""
+    used = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.number < trial.number and counts_toward_budget(t)
+    ]
+    return len(used) >= trials
+
+
+class TrialTimeUp(Exception):
+    """Raised from the epoch callback when a trial has used its minutes."""
+
+
+class EpochReporter:
+    """The trainer's ``on_epoch`` for one trial: report val mIoU, prune, enforce the trial's
+    minutes. ``best`` is the best val mIoU reported, the trial's value when its time is up."""
+
+    def __init__(self, trial, epochs: int, minutes: float | None) -> None:
+        self.trial, self.epochs, self.minutes = trial, epochs, minutes
+        self.t0 = time.time()
+        self.best = -math.inf
+
+    def __call__(self, row: dict) -> None:
+        optuna = require_optuna()
+        epoch, value = int(row["epoch"]), float(row["val_miou"])
+        self.best = max(self.best, value)
+        self.trial.report(value, epoch)  # also how trials.csv counts a trial's epochs
+        if epoch >= self.epochs:
+            return  # pruning after the last epoch would only throw the result away
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {epoch}: val mIoU {value:.4f}")
+        if self.minutes is not None and time.time() - self.t0 > 60 * self.minutes:
+            raise TrialTimeUp(f"stopped after epoch {epoch}: {self.minutes:g} min per trial used")

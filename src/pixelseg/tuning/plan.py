@@ -27,7 +27,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..config_overrides import Overrides, format_value
-from ..data.formats import open_split
+from ..data.pipeline import open_train_val
 from ..engine.device import configure_threads, pick_device
 from ..files import atomic_write_text
 from .constraints import Constraints
@@ -211,12 +211,14 @@ def plan_for_config(
     log: Callable[[str], None] = print,
     progress: bool = True,
 ) -> Plan:
-    """Fingerprint ``cfg.data.root`` and this machine (``cfg.train.device``) and make a plan."""
-    d = cfg.data
-    ds = fingerprint_dataset(d.root, d.format, d.train_split, d.val_split, progress=progress)
-    hw = fingerprint_hardware(cfg.train.device)
-    configure_threads(pick_device(cfg.train.device), 1, cfg.train.threads)
+    """Fingerprint ``cfg.data`` and this machine (``cfg.train.device``) and make a plan. The
+    splits are opened, and the device resolved, once: the fingerprints and the timings share
+    them."""
+    train, val, _ = open_train_val(cfg.data)
+    ds = fingerprint_dataset(train, val, progress=progress)
+    device = pick_device(cfg.train.device)
+    configure_threads(device, 1, cfg.train.threads)
+    hw = fingerprint_hardware(device)
     log(f"planning: timing candidate models on {hw.device} (a few seconds)")
-    data_s = measure_data_cost(open_split(d.root, d.train_split, d.format))
-    costs = MeasuredCosts(ds.num_classes, cfg.train.device, ds.median_hw, data_s)
+    costs = MeasuredCosts(ds.num_classes, device, ds.median_hw, measure_data_cost(train))
     return make_plan(ds, hw, costs, fixed, targets)

@@ -118,7 +118,7 @@ def demo(
     clock.split("training", {"set-up": clock.phases["training"] - epochs_seconds})
 
     log("\nevaluating the best checkpoint on the validation scenes")
-    report = finish_run(result.run_dir, log=lambda _: None, progress=progress)
+    report = finish_run(result.run_dir, log=lambda _: None, progress=progress, config=cfg)
     run = RunFolder(result.run_dir)
     eval_path = run.eval_result("val")
     metrics = read_eval(eval_path)

@@ -2,7 +2,9 @@
 several seeds), then evaluate the best checkpoint and build the run's report.
 
 The configuration is loaded once: the user's overrides (parsed once, ``Overrides``), then the
-plan's typed choices applied to it, under the keys the user set."""
+plan's typed choices applied to it, under the keys the user set. What follows training
+(``finish_run``) is given the configuration the run trained with (``TrainResult.config``)
+rather than parsing the run's config.yaml again."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from ..config import RunConfig, apply_overrides, load_config
 from ..config_overrides import Overrides, as_overrides
 from ..engine.distributed import is_main_process, launched_world_size
 from ..engine.trainer import TrainResult, resume, train
-from ..runs import RunFolder
 from ..tuning.plan import Plan, plan_for_config
 from .seeds import SeedsResult, train_seeds
 
@@ -48,7 +49,6 @@ def train_and_report(
     planned = None
     if resume_run:
         result = resume(resume_run, user, progress=progress)
-        budget = RunFolder(result.run_dir).config().train.time_budget_minutes
     else:
         chose_model = config is not None or not plan
         cfg = load_config(config, user)
@@ -59,7 +59,6 @@ def train_and_report(
             log(f"seed variance over {seeds} runs saved in {out.path}")
             return out
         result = train(cfg, progress=progress, started=started)
-        budget = cfg.train.time_budget_minutes
         if planned is not None and is_main_process():
             planned.save(result.run_dir)
     log(
@@ -67,7 +66,8 @@ def train_and_report(
         f"{result.seconds:.0f}s; run in {result.run_dir}"
     )
     if is_main_process():
-        finish_run(result.run_dir, log=log)
+        finish_run(result.run_dir, log=log, config=result.config)
+        budget = result.config.train.time_budget_minutes
         if budget:
             log(
                 f"wall time {(time.time() - started) / 60:.1f} min of the {budget:g} min budget "

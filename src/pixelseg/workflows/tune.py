@@ -1,5 +1,7 @@
-"""The Optuna study behind ``pixelseg tune``: sample a configuration, train it as a normal run,
-report the val mIoU after every epoch so that bad trials are pruned, and keep the best.
+"""``pixelseg tune`` as one call: the Optuna study that samples a configuration, trains it as a
+normal run, reports the val mIoU after every epoch so that bad trials are pruned, keeps the
+best and writes the study's outputs (``tune_outputs.py``). What it decides with (the search
+space, the sampler, the pruning rules, one trial's configuration) is ``tuning/``.
 
     opts = TuneOptions(data="data/", trials=20, epochs_per_trial=3)
     summary = run_study(opts)          # -> <out>/<study>/{study.db, trials/, best.yaml, ...}
@@ -23,7 +25,6 @@ the number of workers (up to the order in which parallel trials finish).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import socket
 import time
@@ -34,37 +35,36 @@ from typing import Any
 from filelock import FileLock
 
 from ..config import RunConfig, load_config
-from ..data.formats import open_split
 from ..data.pipeline import open_train_val, val_is_trained_on
 from ..engine import trainer  # trainer.train looked up per trial: tests replace it
 from ..engine.device import configure_threads, pick_device
 from ..errors import PixelsegError
 from ..models import get_entry
-from . import require_optuna
-from .cost import measure_model_cost
-from .fingerprint import image_size, spread
-from .options import TuneOptions, TuneSummary, trial_config
-from .optuna_setup import (
+from ..tuning import require_optuna
+from ..tuning.cost import measure_model_cost
+from ..tuning.fingerprint import image_size, spread
+from ..tuning.options import TuneOptions, trial_config
+from ..tuning.optuna_setup import (
     PRUNERS,
+    EpochReporter,
     NoLock,
+    TrialTimeUp,
     counts_toward_budget,
     make_pruner,
     make_sampler,
     make_storage,
+    over_budget,
     storage_url,
 )
-from .outputs import write_outputs
-from .space import LOCAL, SearchSpace, default_space, local_space
+from ..tuning.space import SearchSpace
+from .tune_outputs import TuneSummary, write_outputs
 
 MAX_CONSECUTIVE_FAILURES = 5
 
 
-class _TimeUp(Exception):
-    """Raised from the epoch callback when a trial has used its minutes."""
-
-
-def check_options(opts: TuneOptions) -> RunConfig:
-    """Everything that can be wrong with the user's input, before any trial runs."""
+def check_options(opts: TuneOptions) -> tuple[RunConfig, SearchSpace]:
+    """Everything that can be wrong with the user's input, before any trial runs; returns the
+    base configuration and the space searched around it, both checked."""
     if opts.trials < 1:
         raise PixelsegError(f"--trials: must be >= 1, got {opts.trials}")
     if opts.epochs_per_trial < 1:
@@ -80,7 +80,7 @@ def check_options(opts: TuneOptions) -> RunConfig:
             f"data.train_split={base.data.train_split}: a study selects on val, so val cannot "
             "be trained on; tune on train, then train the best configuration on train+val"
         )
-    space = resolve_space(opts, base)
+    space = opts.search_space(base)
     knobs = {k for name in space.models for k in get_entry(name).knobs()}
     for knob in base.model.knobs:
         if knob not in knobs:
@@ -88,15 +88,7 @@ def check_options(opts: TuneOptions) -> RunConfig:
                 f"model.{knob}: none of the candidate models "
                 f"({', '.join(space.models)}) has this knob"
             )
-    return base
-
-
-def resolve_space(opts: TuneOptions, base: RunConfig) -> SearchSpace:
-    if opts.space == LOCAL:
-        return local_space(base)
-    if isinstance(opts.space, str):
-        raise PixelsegError(f"--space {opts.space}: a YAML file or {LOCAL!r}")
-    return opts.space or default_space()
+    return base, space
 
 
 def open_study(opts: TuneOptions, lock: FileLock | NoLock):
@@ -126,27 +118,6 @@ def open_study(opts: TuneOptions, lock: FileLock | NoLock):
     return study
 
 
-class _EpochReporter:
-    """The trainer's ``on_epoch``: report val mIoU, prune, enforce the trial's minutes."""
-
-    def __init__(self, trial, epochs: int, minutes: float | None) -> None:
-        self.trial, self.epochs, self.minutes = trial, epochs, minutes
-        self.t0 = time.time()
-        self.best = -math.inf
-
-    def __call__(self, row: dict) -> None:
-        optuna = require_optuna()
-        epoch, value = int(row["epoch"]), float(row["val_miou"])
-        self.best = max(self.best, value)
-        self.trial.report(value, epoch)  # also how trials.csv counts a trial's epochs
-        if epoch >= self.epochs:
-            return  # pruning after the last epoch would only throw the result away
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"epoch {epoch}: val mIoU {value:.4f}")
-        if self.minutes is not None and time.time() - self.t0 > 60 * self.minutes:
-            raise _TimeUp(f"stopped after epoch {epoch}: {self.minutes:g} min per trial used")
-
-
 def _objective(
     opts: TuneOptions, space: SearchSpace, lock: FileLock | NoLock, log: Callable
 ) -> Callable:
@@ -160,7 +131,7 @@ def _objective(
             trial.set_user_attr("overrides", sampled.format())  # JSON in the study database
             cfg = trial_config(opts, sampled, trial.number)
             trial.set_user_attr("run_dir", str(Path(cfg.out_dir) / cfg.name))
-            reporter = _EpochReporter(trial, opts.epochs_per_trial, opts.minutes_per_trial)
+            reporter = EpochReporter(trial, opts.epochs_per_trial, opts.minutes_per_trial)
             trial_log = (
                 (lambda *a, **k: log(f"  [trial {trial.number}]", *a))
                 if opts.verbose
@@ -169,7 +140,7 @@ def _objective(
             try:
                 result = trainer.train(cfg, progress=False, log=trial_log, on_epoch=reporter)
                 return float(result.best_miou)
-            except _TimeUp as e:
+            except TrialTimeUp as e:
                 trial.set_user_attr("stopped", str(e))
                 return float(reporter.best)
         except optuna.TrialPruned:
@@ -185,22 +156,11 @@ def _objective(
     return objective
 
 
-def _skip_if_over_budget(opts: TuneOptions, study, trial) -> bool:
-    """With a database server, two workers may both have seen room for one more trial."""
-    used = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.number < trial.number and counts_toward_budget(t)
-    ]
-    return len(used) >= opts.trials
-
-
 def run_study(opts: TuneOptions, log: Callable[..., None] = print) -> TuneSummary:
     """Run trials until the study has ``opts.trials`` (see the module docstring); write the
-    outputs (outputs.py) when this worker stops, also on Ctrl-C."""
+    outputs (tune_outputs.py) when this worker stops, also on Ctrl-C."""
     require_optuna()  # before any work: a missing optuna is the first thing to say
-    base = check_options(opts)
-    space = resolve_space(opts, base)
+    base, space = check_options(opts)
     sqlite = storage_url(opts).startswith("sqlite")
     # The lock is re-entrant in filelock; here it is only ever taken once, and release() of a
     # lock not held is a no-op, as the loop below relies on.
@@ -268,7 +228,7 @@ def run_study(opts: TuneOptions, log: Callable[..., None] = print) -> TuneSummar
 
 def _guarded(objective: Callable, opts: TuneOptions, study) -> Callable:
     def run(trial) -> float:
-        if _skip_if_over_budget(opts, study, trial):
+        if over_budget(study, trial, opts.trials):
             trial.set_user_attr("skipped", "the study's --trials budget was reached")
             raise RuntimeError("budget reached")
         return objective(trial)
@@ -312,8 +272,7 @@ def estimate_cost(opts: TuneOptions, base: RunConfig, study, log: Callable) -> N
         return
     with contextlib.suppress(Exception):  # an estimate must never stop the study
         d = base.data
-        train_src = open_split(d.root, d.train_split, d.format)
-        val_src = open_split(d.root, d.val_split, d.format)
+        train_src, val_src, _ = open_train_val(d)
         sizes = [image_size(i.image) for i in spread(train_src.items, 5)]
         native = tuple(sorted(sizes)[len(sizes) // 2])
         val_hw = tuple(d.resize) if d.resize else native

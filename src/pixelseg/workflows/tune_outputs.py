@@ -1,4 +1,5 @@
-"""What a study leaves in ``<out>/<study>/``, rewritten (atomically) whenever a worker stops:
+"""What ``pixelseg tune`` leaves in ``<out>/<study>/``, rewritten (atomically) whenever a worker
+stops (``tune.py``), and the summary it returns (``TuneSummary``):
 
 best.yaml         the best trial's full configuration: ``pixelseg train --config best.yaml``
                   (train.epochs, the run name and out_dir are the base configuration's, not
@@ -21,12 +22,23 @@ import json
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_bytes, atomic_write_text
-from . import require_optuna
-from .options import TuneSummary, trial_config
+from ..tuning import require_optuna
+from ..tuning.options import trial_config
+
+
+@dataclass
+class TuneSummary:
+    study_dir: Path
+    counts: dict[str, int]
+    best_number: int | None
+    best_value: float | None
+    files: list[Path]
+    notes: list[str]
 
 
 def _note(t) -> str:
