@@ -201,6 +201,9 @@ def test_train_without_model_options_plans_and_saves_the_plan(scenes, tmp_path, 
     chosen = {c["key"]: c for c in plan["choices"]}
     assert cfg["model"]["name"] == chosen["model.name"]["value"]
     assert cfg["train"]["epochs"] == 1 and chosen["train.epochs"]["source"] == "yours"
+    # Your epochs are kept: no budget re-fits them (it once trained 143 epochs here).
+    assert cfg["train"]["time_budget_minutes"] is None
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
     assert cfg["train"]["batch_size"] == chosen["train.batch_size"]["value"]
     assert "plan:" in capsys.readouterr().out
 

@@ -162,13 +162,17 @@ def make_plan(
     if fixed.epochs is not None:
         epochs = fixed.epochs
     add("train.epochs", epochs, epochs_reason)
-    add(
-        "train.time_budget_minutes",
-        round(total_s / 60, 2),
-        "the run fills this budget: after each epoch the number of epochs, and the lr "
-        "schedule with it, is re-fitted to the measured time (validation, checkpoints and "
-        "the final evaluation included)",
-    )
+    if fixed.epochs is not None and fixed.budget_minutes is None:
+        # A budget re-fits the epoch count after every epoch: it would overrule yours.
+        add("train.time_budget_minutes", None, "your train.epochs: exactly that many, no budget")
+    else:
+        add(
+            "train.time_budget_minutes",
+            round(total_s / 60, 2),
+            "the run fills this budget: after each epoch the number of epochs, and the lr "
+            "schedule with it, is re-fitted to the measured time (validation, checkpoints and "
+            "the final evaluation included)",
+        )
     add("train.class_weights", *choose_class_weights(ds))
     rotation, scale_range, why = choose_augmentation(ds.n_train)
     add("augment.rotation", rotation, why)
