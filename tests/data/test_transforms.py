@@ -13,6 +13,7 @@ from pixelseg.data.transforms import (
     TrainTransform,
     affine_pair,
     random_crop_pair,
+    warp_pair,
 )
 
 LEVELS = np.array([0, 60, 120, 180, 240])  # grey level of class k
@@ -59,6 +60,21 @@ def test_flip_is_exact():
     image, mask = striped_pair()
     img2, mask2 = affine_pair(image, mask, 0, 1.0, True, False)
     assert np.array_equal(mask2, mask[:, ::-1]) and np.array_equal(img2, image[:, ::-1])
+
+
+@pytest.mark.parametrize("size", [(7, 9), (8, 10), (31, 17)])
+@pytest.mark.parametrize("hflip, vflip", [(True, False), (False, True), (True, True)])
+def test_flips_by_slicing_equal_the_warp(size, hflip, vflip):
+    # Pure flips skip the PIL warp: the shortcut must agree with it pixel for pixel, at odd
+    # and even sizes.
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    mask = rng.integers(0, 5, size).astype(np.int64)
+    fast_img, fast_mask = affine_pair(image, mask, 0, 1.0, hflip, vflip)
+    warp_img, warp_mask = warp_pair(image, mask, 0, 1.0, hflip, vflip)
+    assert np.array_equal(fast_img, warp_img) and np.array_equal(fast_mask, warp_mask)
+    assert fast_mask.dtype == warp_mask.dtype == np.int64
+    assert fast_img.flags.c_contiguous and affine_pair(image, None, 0, 1.0, hflip)[1] is None
 
 
 def test_crop_pads_with_ignore_when_too_small():

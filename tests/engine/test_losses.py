@@ -109,6 +109,32 @@ def test_dice_value_on_a_hand_example():
     assert build_loss("dice", 2)(logits, target).item() == pytest.approx(1 / 3, rel=1e-4)
 
 
+def _dice_reference(probs: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-6):
+    """Soft Dice over the labelled pixels' rows (P, C), classes absent from them left out."""
+    onehot = nn.functional.one_hot(labels, C).float()
+    dice = (2 * (probs * onehot).sum(0) + smooth) / (probs.sum(0) + onehot.sum(0) + smooth)
+    return 1.0 - dice[onehot.sum(0) > 0].mean()
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_dice_and_its_gradient_match_the_formula_over_the_labelled_pixels(layout):
+    # The loss sums in the (B, C, H, W) layout with ignored pixels masked (it is faster than
+    # gathering rows); it must equal Dice over the gathered rows, in value and gradient, for
+    # the channels-last logits the models produce as well as for plain ones.
+    logits, target = _batch()
+    x = logits.clone().contiguous(memory_format=layout).requires_grad_()
+    got = build_loss("dice", C)(x, target)
+    (grad,) = torch.autograd.grad(got, x)
+    y = logits.clone().requires_grad_()
+    keep = (target != IGNORE_INDEX).reshape(-1)
+    rows = y.softmax(1).permute(0, 2, 3, 1).reshape(-1, C)[keep]
+    want = _dice_reference(rows, target.reshape(-1)[keep])
+    (want_grad,) = torch.autograd.grad(want, y)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    assert torch.allclose(grad, want_grad, atol=1e-7)
+    assert grad[:, :, :2].abs().max() == 0  # ignored rows get no gradient
+
+
 def test_bad_names_and_weights():
     with pytest.raises(PixelsegError, match="unknown loss 'focal'"):
         build_loss("focal", C)

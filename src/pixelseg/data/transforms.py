@@ -100,6 +100,28 @@ def affine_pair(
     centre maps outside the input, for both filters). The one CPU warp: training augmentation
     and the rotate/scale corruptions of robustness evaluation both use it (``mask`` None:
     the image only)."""
+    if angle_deg == 0 and scale == 1.0:
+        # Flips only: the warp would copy each pixel exactly (centres map onto centres), so
+        # slicing gives the same arrays some 30x faster (the demo's augmentation).
+        ys = slice(None, None, -1 if vflip else 1)
+        xs = slice(None, None, -1 if hflip else 1)
+        flipped = np.ascontiguousarray(image[ys, xs])
+        if mask is None:
+            return flipped, None
+        return flipped, np.ascontiguousarray(mask[ys, xs]).astype(np.int64)
+    return warp_pair(image, mask, angle_deg, scale, hflip, vflip)
+
+
+def warp_pair(
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    angle_deg: float,
+    scale: float,
+    hflip: bool = False,
+    vflip: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``affine_pair`` through PIL's affine warp, whatever the transform (bilinear image,
+    nearest mask)."""
     h, w = image.shape[:2]
     cx, cy = w / 2, h / 2  # PIL samples at pixel centres (x + 0.5): the centre is w/2
     a = math.radians(angle_deg)

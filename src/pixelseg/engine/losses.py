@@ -23,9 +23,17 @@ BASE_LOSSES = ("ce", "ohem", "dice", "lovasz")
 LOSSES = ("ce", "ohem", "dice", "lovasz", "ce+dice", "ce+lovasz", "ohem+lovasz")
 
 
+def _dense(logits: torch.Tensor) -> torch.Tensor:
+    """The logits as float32 (even under autocast) in plain NCHW layout. Models train in
+    channels-last (engine/device.py), but the losses' softmax over the class dimension is
+    2.5-5x slower on it on the CPU (bench/loss_speed.py: cross-entropy and Dice on
+    8 x 7 x 64 x 64 logits); one copy of the logits costs far less."""
+    return logits.float().contiguous()
+
+
 def _flatten(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities (P, C) and labels (P,) of the pixels that are not ignored."""
-    probs = logits.float().softmax(dim=1)  # (B, C, H, W), float32 even under autocast
+    probs = _dense(logits).softmax(dim=1)  # (B, C, H, W)
     probs = probs.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])  # (B*H*W, C)
     labels = target.reshape(-1)
     keep = labels != IGNORE_INDEX
@@ -51,7 +59,7 @@ class CrossEntropyLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         nll = F.cross_entropy(
-            logits.float(), target, self.weight, ignore_index=IGNORE_INDEX, reduction="none"
+            _dense(logits), target, self.weight, ignore_index=IGNORE_INDEX, reduction="none"
         )  # (B, H, W), 0 where ignored
         valid = target != IGNORE_INDEX
         if self.weight is None:
@@ -86,7 +94,7 @@ class OhemCrossEntropyLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         nll = F.cross_entropy(
-            logits.float(), target, ignore_index=IGNORE_INDEX, reduction="none"
+            _dense(logits), target, ignore_index=IGNORE_INDEX, reduction="none"
         ).reshape(-1)  # unweighted, 0 where ignored
         valid = (target != IGNORE_INDEX).reshape(-1)
         n_valid = int(valid.sum())
@@ -118,14 +126,20 @@ class DiceLoss(nn.Module):
         self.smooth = smooth
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        probs, labels = _flatten(logits, target)  # (P, C), (P,)
-        if labels.numel() == 0:
-            return logits.sum() * 0.0  # nothing labelled: zero loss, graph kept
-        onehot = F.one_hot(labels, self.num_classes).to(probs.dtype)  # (P, C)
-        inter = (probs * onehot).sum(0)  # (C,)
-        card = probs.sum(0) + onehot.sum(0)  # (C,)
+        # Summed in the (B, C, H, W) layout with the ignored pixels masked out, not gathered
+        # into (P, C) rows: boolean indexing and a one-hot gather cost several times the
+        # sums themselves on the CPU (bench/loss_speed.py).
+        probs = _dense(logits).softmax(dim=1)
+        valid = (target != IGNORE_INDEX).unsqueeze(1)  # (B, 1, H, W)
+        classes = torch.arange(self.num_classes, device=target.device).view(1, -1, 1, 1)
+        onehot = ((target.unsqueeze(1) == classes) & valid).to(probs.dtype)  # (B, C, H, W)
+        inter = (probs * onehot).sum((0, 2, 3))  # (C,)
+        in_target = onehot.sum((0, 2, 3))
+        card = torch.where(valid, probs, 0.0).sum((0, 2, 3)) + in_target
         dice = (2 * inter + self.smooth) / (card + self.smooth)
-        present = onehot.sum(0) > 0
+        present = in_target > 0
+        if not bool(present.any()):
+            return logits.sum() * 0.0  # nothing labelled: zero loss, graph kept
         return 1.0 - dice[present].mean()
 
 
