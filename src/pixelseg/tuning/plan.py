@@ -134,7 +134,7 @@ def make_plan(
     choices: list[Choice] = []
 
     def add(key: str, value: Any, reason: str) -> None:
-        if fixed.fixes(key):
+        if key in fixed.values:
             mine = fixed.values[key]
             choices.append(Choice(key, mine, "set by you (the plan works around it)", "yours"))
         else:
