@@ -219,14 +219,16 @@ def load_config(
     if path is not None:
         data = read_yaml_mapping(path, "config file", "a mapping of sections at the top level")
         _apply(cfg, data, "")
-    return apply_overrides(cfg, as_overrides(overrides))
+    return apply_overrides(cfg, overrides)
 
 
-def apply_overrides(cfg: RunConfig, overrides: Overrides) -> RunConfig:
-    """Set the typed values of ``overrides`` in ``cfg`` (in place, later pairs winning) and
-    check the whole configuration; returns ``cfg``."""
-    if overrides:
-        _apply(cfg, overrides.nested(), "")
+def apply_overrides(
+    cfg: RunConfig, overrides: Overrides | Sequence[str] | None = None
+) -> RunConfig:
+    """Set the typed values of ``overrides`` (``Overrides`` as they are, ``key=value`` strings
+    parsed here, once) in ``cfg`` (in place, later pairs winning) and check the whole
+    configuration; returns ``cfg``."""
+    _apply(cfg, as_overrides(overrides).nested(), "")
     validate(cfg)
     return cfg
 

@@ -5,6 +5,7 @@ combined, flattened and applied as typed values (``config.apply_overrides``).
     flags = Overrides.of({"data.root": "data/", "train.epochs": 5})  # typed values as they are
     (flags + user).flat()     # {"data.root": "data/", "train.epochs": 5, "train.lr": ..., ...}
     (flags + user).format()   # ["data.root=data/", "train.epochs=5", "train.lr=3e-4", ...]
+    Overrides.command_line({"data.root": "data/"}, ["train.lr=3e-4"])  # flags + user, in one
 
 Later pairs win over earlier ones, as on the command line. An ``Overrides`` iterates as its
 ``key=value`` text, so it goes wherever a list of override strings went.
@@ -48,6 +49,14 @@ class Overrides:
     def of(cls, values: Mapping[str, Any]) -> Overrides:
         """Typed values, taken as they are: nothing is read from text."""
         return cls(tuple(values.items()))
+
+    @classmethod
+    def command_line(cls, flags: Mapping[str, Any], texts: Iterable[str]) -> Overrides:
+        """A command's overrides, in one: its named flags' typed values by configuration key
+        (argparse's, taken as they are; None is a flag not given, left out), then the user's
+        free-form ``key=value`` texts (parsed here, once), which win."""
+        given = tuple((key, value) for key, value in flags.items() if value is not None)
+        return cls(given + cls.parse(texts).pairs)
 
     def __add__(self, other: Overrides) -> Overrides:
         return Overrides(self.pairs + other.pairs)

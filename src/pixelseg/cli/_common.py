@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-from ..config_overrides import Overrides
 from ..errors import PixelsegError
 
-# Flags that name one configuration key, (flag, key), in the order their overrides are listed.
-CONFIG_FLAGS: tuple[tuple[str, str], ...] = (
-    ("data", "data.root"),
-    ("format", "data.format"),
-    ("model", "model.name"),
-    ("name", "name"),
-    ("out_dir", "out_dir"),
-    ("epochs", "train.epochs"),
-    ("batch_size", "train.batch_size"),
-    ("lr", "train.lr"),
-    ("budget_minutes", "train.time_budget_minutes"),
-    ("seed", "train.seed"),
-    ("device", "train.device"),
-)
-
-
-def flag_overrides(args, flags: tuple[str, ...] | None = None) -> Overrides:
-    """The CONFIG_FLAGS (or those of them in ``flags``) that were given, as typed overrides
-    (argparse's values, never read again from text), to be placed before the free-form
-    ``key=value`` arguments so that those win."""
-    return Overrides.of(
-        {
-            key: getattr(args, flag)
-            for flag, key in CONFIG_FLAGS
-            if (flags is None or flag in flags) and getattr(args, flag, None) is not None
-        }
-    )
+# Flags that name one configuration key, flag -> key, in the order their overrides are listed.
+CONFIG_FLAGS: dict[str, str] = {
+    "data": "data.root",
+    "format": "data.format",
+    "model": "model.name",
+    "name": "name",
+    "out_dir": "out_dir",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "budget_minutes": "train.time_budget_minutes",
+    "seed": "train.seed",
+    "device": "train.device",
+}
 
 
 def add_inference_arguments(p) -> None:

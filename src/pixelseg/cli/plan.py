@@ -11,7 +11,7 @@ import argparse
 
 from ..config_overrides import Overrides
 from ..workflows.plan import plan_training
-from ._common import flag_overrides
+from ._common import CONFIG_FLAGS
 
 COMMAND = "plan"
 HELP = "print the training plan chosen from the dataset and hardware (self-configuration)"
@@ -43,7 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # --budget-minutes is a planning target here, not train.time_budget_minutes
     plan_training(
-        flag_overrides(args, ("data", "format", "device")) + Overrides.parse(args.overrides),
+        Overrides.command_line(
+            {CONFIG_FLAGS[flag]: getattr(args, flag) for flag in ("data", "format", "device")},
+            args.overrides,
+        ),
         epoch_seconds=args.epoch_seconds,
         budget_minutes=args.budget_minutes,
         save=args.save,

@@ -9,7 +9,7 @@ from ..config import TRACKERS
 from ..config_overrides import Overrides
 from ..engine.distributed import finish_process
 from ..workflows.train import train_and_report
-from ._common import flag_overrides
+from ._common import CONFIG_FLAGS
 
 COMMAND = "train"
 HELP = "train a model on your images (or resume a run)"
@@ -65,16 +65,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cli_overrides(args: argparse.Namespace) -> Overrides:
-    """Named flags become typed overrides placed before the free-form ``key=value`` ones,
-    which are parsed here, once."""
-    switches: dict = {}
-    if args.deterministic:
-        switches["train.deterministic"] = True
-    if args.skip_bad:
-        switches["data.skip_bad"] = True
-    if args.track:
-        switches["train.track"] = list(dict.fromkeys(args.track))
-    return flag_overrides(args) + Overrides.of(switches) + Overrides.parse(args.overrides)
+    """Named flags become typed overrides (``CONFIG_FLAGS`` and the switches below) placed
+    before the free-form ``key=value`` ones, which are parsed once, in the same call."""
+    flags = {key: getattr(args, flag) for flag, key in CONFIG_FLAGS.items()}
+    flags["train.deterministic"] = True if args.deterministic else None
+    flags["data.skip_bad"] = True if args.skip_bad else None
+    flags["train.track"] = list(dict.fromkeys(args.track)) if args.track else None
+    return Overrides.command_line(flags, args.overrides)
 
 
 def run(args: argparse.Namespace) -> int:

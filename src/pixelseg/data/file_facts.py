@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,6 +244,11 @@ class FileFacts:
                                       f.orientation, f.alpha, f.verified]  # fmt: skip
             self.dirty = True
         return facts
+
+    def upright_sizes(self, paths: Iterable[Path]) -> list[tuple[int, int]]:
+        """Each image's (H, W) as ``read_image`` returns it, from its facts (the header is
+        enough: not read through). Raises BadFile naming the first file that cannot be read."""
+        return [self.image_facts(path, verified=False).upright for path in paths]
 
     def mask(self, item: Item) -> MaskFacts | None:
         record = self.masks.get(str(item.image))

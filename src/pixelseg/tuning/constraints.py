@@ -57,6 +57,3 @@ class Constraints:
             crop_size=Fixed(v["data.crop_size"]) if "data.crop_size" in v else None,
             corruption_p=number("augment.corruption_p", float),
         )
-
-    def fixes(self, key: str) -> bool:
-        return key in self.values

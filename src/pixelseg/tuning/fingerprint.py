@@ -112,14 +112,12 @@ def fingerprint_dataset(
     root = train.root
     if len(train) == 0:
         raise PixelsegError(f"{root}: the {train.split} split has no images")
-    sizes: Counter = Counter()
     sampled = spread(train.items, MAX_SIZE_SAMPLES)
     facts = train.file_facts()
-    for item in sampled:
-        try:
-            sizes[facts.image_facts(item.image, verified=False).upright] += 1
-        except PixelsegError as e:  # a damaged file: check-data names it; the plan needs a size
-            raise PixelsegError(f"{e}; run pixelseg check-data {root}") from None
+    try:
+        sizes = Counter(facts.upright_sizes([item.image for item in sampled]))
+    except PixelsegError as e:  # a damaged file: check-data names it; the plan needs a size
+        raise PixelsegError(f"{e}; run pixelseg check-data {root}") from None
     facts.save()
     hs = sorted(h for (h, _), n in sizes.items() for _ in range(n))
     ws = sorted(w for (_, w), n in sizes.items() for _ in range(n))

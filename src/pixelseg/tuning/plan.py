@@ -1,7 +1,7 @@
 """Self-configuration: a dataset and hardware fingerprint turned into a training plan.
 
 ``pixelseg plan --data DIR`` prints the plan; ``pixelseg train --data DIR`` without model
-options applies it (workflows/train.py), prints it and saves it in the run as plan.json. A plan
+options applies it (``self_configure``), prints it and saves it in the run as plan.json. A plan
 is a list of typed choices with a reason each; the keys the user set are kept ("yours") and the
 plan works around them (a batch size you fix is the one the epoch estimate uses).
 
@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
+from ..config import RunConfig, apply_overrides
 from ..config_overrides import Overrides, format_value
 from ..data.pipeline import open_train_val
 from ..engine.device import configure_threads, pick_device
+from ..engine.distributed import launched_world_size
 from ..files import atomic_write_text
 from .constraints import Constraints
 from .cost import MeasuredCosts, measure_data_cost
@@ -133,7 +134,7 @@ def make_plan(
     choices: list[Choice] = []
 
     def add(key: str, value: Any, reason: str) -> None:
-        if fixed.fixes(key):
+        if key in fixed.values:
             mine = fixed.values[key]
             choices.append(Choice(key, mine, "set by you (the plan works around it)", "yours"))
         else:
@@ -206,6 +207,35 @@ def make_plan(
         ],
     }
     return Plan(choices, ds, hw, estimates)
+
+
+def self_configure(
+    cfg: RunConfig,
+    user: Overrides,
+    world_size: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Plan | None:
+    """Self-configuration, as ``pixelseg train`` does it: unless the user chose a model (a
+    ``model.*`` key in ``user``), plan one for ``cfg`` around the keys set in ``user`` (kept,
+    "yours"), log the plan and apply its choices to ``cfg``, in place. Returns the plan (the
+    run's plan.json), or None: a model chosen, no ``data.root`` (the trainer names the missing
+    key), or more than one process (``world_size``, by default torchrun's)."""
+    fixed = user.flat()
+    if any(k == "model" or k.startswith("model.") for k in fixed):
+        return None
+    if (launched_world_size() if world_size is None else world_size) > 1:
+        # Each process would time the models itself and could plan differently.
+        log(
+            "self-configuration is off under torchrun: run `pixelseg plan --data DIR --save "
+            "plan.yaml` once and train with --config plan.yaml"
+        )
+        return None
+    if not cfg.data.root:
+        return None
+    plan = plan_for_config(cfg, fixed, log=log)
+    log(plan.table())
+    apply_overrides(cfg, plan.planned())  # under the user's keys, which it left alone
+    return plan
 
 
 def plan_for_config(

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..analysis.run_report import finish_run
-from ..config import RunConfig, apply_overrides, load_config
+from ..config import RunConfig, load_config
 from ..config_overrides import Overrides, as_overrides
-from ..engine.distributed import is_main_process, launched_world_size
+from ..engine.distributed import is_main_process
 from ..engine.trainer import TrainResult, resume, train
-from ..tuning.plan import Plan, plan_for_config
+from ..tuning.plan import Plan, self_configure
 from .seeds import SeedsResult, train_seeds
 
 
@@ -52,7 +52,7 @@ def train_and_report(
     else:
         chose_model = config is not None or not plan
         cfg = load_config(config, user)
-        planned = apply_plan_if_unconfigured(cfg, user, chose_model, launched_world_size(), log)
+        planned = apply_plan_if_unconfigured(cfg, user, chose_model, log=log)
         if seeds > 1:
             out = train_seeds(cfg, seeds, progress=progress, log=log)
             log("\n" + out.table())
@@ -76,38 +76,24 @@ def train_and_report(
     return result
 
 
-def is_unconfigured(overrides: Overrides, chose_model: bool = False) -> bool:
-    """No model options: ``chose_model`` is false (for ``pixelseg train``: no --model, --config,
-    --resume or --no-plan) and no ``model.*`` override."""
-    if chose_model:
-        return False
-    return not any(k.startswith("model.") or k == "model" for k in overrides.keys())
-
-
 def apply_plan_if_unconfigured(
     cfg: RunConfig,
     overrides: Overrides,
     chose_model: bool = False,
-    world_size: int = 1,
+    world_size: int | None = None,
     log: Callable[[str], None] = print,
 ) -> Plan | None:
-    """The rule of ``pixelseg train``: when the user chose no model (``is_unconfigured``), plan
-    one for ``cfg`` and apply the plan's choices to it, in place; the keys the user set in
-    ``overrides`` stay theirs. ``world_size``: the number of training processes (torchrun's).
-    Returns the plan, or None when there is none."""
-    if not is_unconfigured(overrides, chose_model):
+    """The rule of ``pixelseg train``: when the user chose no model (``chose_model`` is false:
+    no --model, --config, --resume or --no-plan; and no ``model.*`` override), plan one for
+    ``cfg`` and apply the plan's choices to it, in place (``self_configure``); the keys the
+    user set in ``overrides`` stay theirs. ``world_size``: the number of training processes
+    (default: torchrun's). Returns the plan, or None when there is none."""
+    if chose_model:
         return None
-    if world_size > 1:
-        # Each process would time the models itself and could plan differently.
+    plan = self_configure(cfg, overrides, world_size, log)
+    if plan is not None:
         log(
-            "self-configuration is off under torchrun: run `pixelseg plan --data DIR --save "
-            "plan.yaml` once and train with --config plan.yaml"
+            "(pass --model, --config or model.* to choose yourself; "
+            "any key=value overrides the plan)"
         )
-        return None
-    if not cfg.data.root:
-        return None  # the trainer names the missing key
-    plan = plan_for_config(cfg, overrides.flat(), log=log)
-    log(plan.table())
-    log("(pass --model, --config or model.* to choose yourself; any key=value overrides the plan)")
-    apply_overrides(cfg, plan.planned())
     return plan
