@@ -215,14 +215,12 @@ def self_configure(
     world_size: int | None = None,
     log: Callable[[str], None] = print,
 ) -> Plan | None:
-    """Self-configuration, as ``pixelseg train`` does it: unless the user chose a model (a
-    ``model.*`` key in ``user``), plan one for ``cfg`` around the keys set in ``user`` (kept,
+    """Plan a model and its training for ``cfg`` around the keys set in ``user`` (kept,
     "yours"), log the plan and apply its choices to ``cfg``, in place. Returns the plan (the
-    run's plan.json), or None: a model chosen, no ``data.root`` (the trainer names the missing
-    key), or more than one process (``world_size``, by default torchrun's)."""
+    run's plan.json), or None: no ``data.root`` (the trainer names the missing key), or more
+    than one process (``world_size``, by default torchrun's). When to plan at all is the
+    train command's rule (``workflows/train.py``)."""
     fixed = user.flat()
-    if any(k == "model" or k.startswith("model.") for k in fixed):
-        return None
     if (launched_world_size() if world_size is None else world_size) > 1:
         # Each process would time the models itself and could plan differently.
         log(

@@ -88,7 +88,7 @@ def apply_plan_if_unconfigured(
     ``cfg`` and apply the plan's choices to it, in place (``self_configure``); the keys the
     user set in ``overrides`` stay theirs. ``world_size``: the number of training processes
     (default: torchrun's). Returns the plan, or None when there is none."""
-    if chose_model:
+    if chose_model or sets_model(overrides):
         return None
     plan = self_configure(cfg, overrides, world_size, log)
     if plan is not None:
@@ -97,3 +97,8 @@ def apply_plan_if_unconfigured(
             "any key=value overrides the plan)"
         )
     return plan
+
+
+def sets_model(overrides: Overrides) -> bool:
+    """A ``model`` or ``model.*`` key among the overrides: the user chose the model."""
+    return any(key == "model" or key.startswith("model.") for key, _ in overrides.pairs)
