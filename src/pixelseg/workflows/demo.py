@@ -25,7 +25,7 @@ from ..runs import RunFolder
 # of augmented ones, so 1600 scenes rather than 800 seen 40 times; the scenes already vary
 # rotation, size and colour, so augmentation is flips plus a random 56x56 crop of each 64x64
 # scene, which costs 0.77 of a whole scene and lets 10 epochs fit where 8 whole ones did (val
-# 0.912 against 0.900, the same time); a high lr (6e-3, half an epoch of warm-up, cosine) gets
+# 0.912 against 0.900, about the same time); a high lr (6e-3, half an epoch of warm-up, cosine) gets
 # through the plateau before the shape classes separate, and Dice lifts the small shape classes
 # that mIoU weighs equally.
 DEMO_COUNTS = {"train": 1600, "val": 60, "test": 8}
