@@ -12,6 +12,7 @@ from pixelseg.data.transforms import (
     Normalizer,
     TrainTransform,
     affine_pair,
+    inverse_affine,
     random_crop_pair,
     warp_pair,
 )
@@ -71,7 +72,7 @@ def test_flips_by_slicing_equal_the_warp(size, hflip, vflip):
     image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
     mask = rng.integers(0, 5, size).astype(np.int64)
     fast_img, fast_mask = affine_pair(image, mask, 0, 1.0, hflip, vflip)
-    warp_img, warp_mask = warp_pair(image, mask, 0, 1.0, hflip, vflip)
+    warp_img, warp_mask = warp_pair(image, mask, inverse_affine(size, 0, 1.0, hflip, vflip))
     assert np.array_equal(fast_img, warp_img) and np.array_equal(fast_mask, warp_mask)
     assert fast_mask.dtype == warp_mask.dtype == np.int64
     assert fast_img.flags.c_contiguous and affine_pair(image, None, 0, 1.0, hflip)[1] is None

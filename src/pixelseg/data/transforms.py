@@ -109,28 +109,32 @@ def affine_pair(
         if mask is None:
             return flipped, None
         return flipped, np.ascontiguousarray(mask[ys, xs]).astype(np.int64)
-    return warp_pair(image, mask, angle_deg, scale, hflip, vflip)
+    coeffs = inverse_affine(image.shape[:2], angle_deg, scale, hflip, vflip)
+    return warp_pair(image, mask, coeffs)
 
 
-def warp_pair(
-    image: np.ndarray,
-    mask: np.ndarray | None,
-    angle_deg: float,
-    scale: float,
-    hflip: bool = False,
-    vflip: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``affine_pair`` through PIL's affine warp, whatever the transform (bilinear image,
-    nearest mask)."""
-    h, w = image.shape[:2]
+def inverse_affine(
+    size: tuple[int, int], angle_deg: float, scale: float, hflip: bool, vflip: bool
+) -> tuple[float, ...]:
+    """PIL's affine coefficients (the inverse map, output -> input) of a rotation, scale and
+    flips about the centre of an image of ``size`` (H, W)."""
+    h, w = size
     cx, cy = w / 2, h / 2  # PIL samples at pixel centres (x + 0.5): the centre is w/2
     a = math.radians(angle_deg)
-    # PIL wants the inverse map (output -> input): undo scale, rotation, then flips.
+    # Undo scale, rotation, then flips.
     cos, sin = math.cos(a) / scale, math.sin(a) / scale
     fx, fy = (-1 if hflip else 1), (-1 if vflip else 1)
     m = np.array([[fx * cos, fx * sin], [-fy * sin, fy * cos]])
     offset = np.array([cx, cy]) - m @ np.array([cx, cy])
-    coeffs = (m[0, 0], m[0, 1], offset[0], m[1, 0], m[1, 1], offset[1])
+    return (m[0, 0], m[0, 1], offset[0], m[1, 0], m[1, 1], offset[1])
+
+
+def warp_pair(
+    image: np.ndarray, mask: np.ndarray | None, coeffs: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Warp an image (bilinear, black outside) and its mask (nearest, ignore outside) by
+    PIL's affine ``coeffs`` (``inverse_affine``), keeping the size."""
+    h, w = image.shape[:2]
     img = Image.fromarray(image).transform(
         (w, h), Image.AFFINE, coeffs, Image.BILINEAR, fillcolor=(0, 0, 0)
     )
