@@ -132,7 +132,9 @@ class DiceLoss(nn.Module):
         probs = _dense(logits).softmax(dim=1)
         valid = (target != IGNORE_INDEX).unsqueeze(1)  # (B, 1, H, W)
         classes = torch.arange(self.num_classes, device=target.device).view(1, -1, 1, 1)
-        onehot = ((target.unsqueeze(1) == classes) & valid).to(probs.dtype)  # (B, C, H, W)
+        # IGNORE_INDEX is no class id (datasets hold fewer than 255 classes), so ignored
+        # pixels are all-zero rows here without masking.
+        onehot = (target.unsqueeze(1) == classes).to(probs.dtype)  # (B, C, H, W)
         inter = (probs * onehot).sum((0, 2, 3))  # (C,)
         in_target = onehot.sum((0, 2, 3))
         card = torch.where(valid, probs, 0.0).sum((0, 2, 3)) + in_target
