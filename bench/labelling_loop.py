@@ -8,10 +8,9 @@ Per seed: label `--start` random train images and train; then, for `--rounds` ro
 `--add` more images, chosen by `rank_images` from the rest of train with the previous round's
 model (arm "rank") or at random (arm "random"), and train again from scratch. Every training
 uses the same recipe and budget, whatever the number of labelled images: lightseg 32 wide over
-ImageNet-pretrained Lite0 at 180x240, batch 8, `--samples` images seen (epochs rounded up), so
-a round differs from another only in which images are labelled. Scored on val (best epoch).
-Takes about two hours on 2 CPU cores with the defaults (each training ~7 min, 14 of them);
-`--seeds 0 --rounds 2 --samples 1200` took ~25 min. Writes
+ImageNet-pretrained Lite0 at 180x240, batch 8, `--samples` images seen in epochs of at least
+240 images (`train.images_per_epoch`; epochs rounded up), so a round differs from another only
+in which images are labelled. Scored on val (best epoch). 14 trainings with the defaults. Writes
 bench/results/labelling_loop.json.
 """
 
@@ -40,6 +39,9 @@ RECIPE = [
     "train.batch_size=8",
     "train.class_weights=sqrt",
 ]
+# An epoch is at least this many images (a small labelled set repeated), so that 40 labelled
+# images do not mean 60 validations of the 101 val images per training.
+EPOCH_IMAGES = 240
 
 
 def labelled_folder(data: Path, names: list[str], out: Path) -> Path:
@@ -56,7 +58,8 @@ def labelled_folder(data: Path, names: list[str], out: Path) -> Path:
 
 
 def train(folder: Path, runs: Path, name: str, n: int, samples: int) -> tuple[Path, float]:
-    epochs = max(1, math.ceil(samples / n))
+    per_epoch = max(n, EPOCH_IMAGES)
+    epochs = max(1, math.ceil(samples / per_epoch))
     cmd = [
         sys.executable,
         "-m",
@@ -71,6 +74,7 @@ def train(folder: Path, runs: Path, name: str, n: int, samples: int) -> tuple[Pa
         name,
         "--epochs",
         str(epochs),
+        f"train.images_per_epoch={per_epoch}",
         *RECIPE,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True)

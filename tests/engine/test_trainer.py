@@ -251,3 +251,13 @@ def test_each_epoch_tells_the_loader_how_far_training_is(make_cfg, monkeypatch):
     )
     fit(cfg)
     assert seen == [(1, 0.0), (2, 0.5), (3, 1.0)]
+
+
+def test_images_per_epoch_sets_the_epoch_length(make_cfg):
+    one_pass, _, _ = fit(make_cfg("pass", "train.epochs=1", "train.batch_size=2"))
+    n = len(one_pass.data.train)
+    longer, res, _ = fit(
+        make_cfg("long", "train.epochs=1", "train.batch_size=2", f"train.images_per_epoch={3 * n}")
+    )
+    assert longer.steps_per_epoch == 3 * one_pass.steps_per_epoch
+    assert len(rows(res.run_dir)) == 1  # one epoch: validated once

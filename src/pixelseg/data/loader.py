@@ -1,6 +1,6 @@
 """Assemble a SegmentationSource, a transform and a sampler into a DataLoader.
 
-Random augmentation draws from a generator seeded by (seed, epoch, index), so a run is
+Random augmentation draws from a generator seeded by (seed, epoch, index[, draw]), so a run is
 reproducible whatever the number of workers. The training sampler yields a ``SampleKey`` per
 sample, which carries the epoch and the training progress to the dataset: keys are the one
 thing the main process sends to (persistent) loader workers every epoch.
@@ -20,12 +20,15 @@ from .source import SegmentationSource
 
 
 class SampleKey(NamedTuple):
-    """What ``EpochSampler`` yields: the sample, its epoch (which seeds its augmentation) and
-    how far training is (0 at the first epoch, 1 at the last), which schedules augmentation."""
+    """What ``EpochSampler`` yields: the sample, its epoch (which seeds its augmentation), how
+    far training is (0 at the first epoch, 1 at the last), which schedules augmentation, and
+    which pass over the split within the epoch drew it (an epoch longer than the split draws
+    a sample more than once, each time augmented differently)."""
 
     epoch: int
     index: int
     progress: float = 0.0
+    draw: int = 0
 
 
 class SegmentationDataset(Dataset):
@@ -53,7 +56,8 @@ class SegmentationDataset(Dataset):
         if not isinstance(key, SampleKey):
             key = SampleKey(0, int(key))
         image, mask = self._decoded(key.index)
-        rng = np.random.default_rng([self.seed, key.epoch, key.index])
+        seed = [self.seed, key.epoch, key.index] + ([key.draw] if key.draw else [])
+        rng = np.random.default_rng(seed)
         image, mask = self.transform(image, mask, rng, key.progress)
         return _tensor(image).permute(2, 0, 1), _tensor(mask)
 
@@ -69,17 +73,27 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 class EpochSampler(Sampler[int]):
     """Shuffled (or ordered) indices, sharded across ``world_size`` ranks.
 
-    Yields a ``SampleKey`` per sample; call ``set_epoch`` before each epoch. Every rank gets the
-    same number of samples (the permutation is padded by wrapping), as DistributedSampler does.
+    Yields a ``SampleKey`` per sample; call ``set_epoch`` before each epoch. An epoch is
+    ``samples`` draws (all ranks together; default one pass over the ``n`` samples): passes
+    over the split follow each other, each in its own order, and the last is cut short. Every
+    rank gets the same number of samples (the order is padded by wrapping), as
+    DistributedSampler does.
     """
 
     def __init__(
-        self, n: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1
+        self,
+        n: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        samples: int | None = None,
     ) -> None:
         self.n, self.shuffle, self.seed = n, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.epoch, self.progress = 0, 0.0
-        self.per_rank = -(-n // world_size)
+        self.samples = n if samples is None else samples
+        self.per_rank = -(-self.samples // world_size)
 
     def set_epoch(self, epoch: int, progress: float = 0.0) -> None:
         self.epoch, self.progress = epoch, float(progress)
@@ -88,14 +102,15 @@ class EpochSampler(Sampler[int]):
         return self.per_rank
 
     def __iter__(self):
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
-        order += order[: self.per_rank * self.world_size - self.n]
-        for i in order[self.rank :: self.world_size]:
-            yield SampleKey(self.epoch, i, self.progress)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        keys: list[tuple[int, int]] = []  # (index, draw)
+        while self.n and len(keys) < self.samples:
+            order = torch.randperm(self.n, generator=g).tolist() if self.shuffle else range(self.n)
+            keys += [(i, len(keys) // self.n) for i in order]
+        keys = keys[: self.samples]
+        keys += keys[: self.per_rank * self.world_size - self.samples]
+        for i, draw in keys[self.rank :: self.world_size]:
+            yield SampleKey(self.epoch, i, self.progress, draw)
 
 
 def pad_collate(batch):
@@ -135,14 +150,15 @@ def build_loader(
     pin_memory: bool = False,
     sampler: Sampler | None = None,
     collate_fn=pad_collate,
+    samples: int | None = None,
 ) -> DataLoader:
     """The one way a dataset becomes batches. ``sampler`` defaults to an ``EpochSampler``
-    (``shuffle``, ``seed``, ``rank`` and ``world_size`` are its arguments); ``num_workers`` -1
+    (``shuffle``, ``seed``, ``rank``, ``world_size`` and ``samples`` are its arguments); ``num_workers`` -1
     applies ``loader_workers``. Persistent workers (when there are workers) save re-forking
     them every epoch; pinned memory only helps host-to-GPU copies."""
     workers = loader_workers(num_workers)
     if sampler is None:
-        sampler = EpochSampler(len(dataset), shuffle, seed, rank, world_size)
+        sampler = EpochSampler(len(dataset), shuffle, seed, rank, world_size, samples)
     return DataLoader(
         dataset,
         batch_size=batch_size,

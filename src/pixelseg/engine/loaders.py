@@ -69,7 +69,8 @@ def build_loaders(
     workers = loader_workers(cfg.data.num_workers, info.local_world_size)
     pin = device.type == "cuda"
     ds = train_dataset(train_source, cfg.data, aug_cfg, cfg.train.seed)
-    per_rank = -(-len(ds) // info.world_size)
+    samples = cfg.train.images_per_epoch or len(ds)
+    per_rank = -(-samples // info.world_size)
     train = build_loader(
         ds,
         batch_size,
@@ -80,6 +81,7 @@ def build_loaders(
         rank=info.rank,
         world_size=info.world_size,
         pin_memory=pin,
+        samples=samples,
     )
     vds = eval_dataset(val_source, None, cache=cfg.data.cache)  # at the labels' own size
     val = eval_loader(
