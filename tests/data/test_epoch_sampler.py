@@ -29,9 +29,7 @@ def test_longer_epoch_repeats_the_split_in_new_orders():
     passes = [[k.index for k in got if k.draw == d] for d in (0, 1)]
     assert sorted(passes[0]) == sorted(passes[1]) == list(range(5))
     # Each pass has its own order (over 20 seeds, at least one differs).
-    orders = [
-        [k.index for k in keys(EpochSampler(5, True, seed=s, samples=10))] for s in range(20)
-    ]
+    orders = [[k.index for k in keys(EpochSampler(5, True, seed=s, samples=10))] for s in range(20)]
     assert any(o[:5] != o[5:] for o in orders)
 
 

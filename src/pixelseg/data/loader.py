@@ -153,9 +153,9 @@ def build_loader(
     samples: int | None = None,
 ) -> DataLoader:
     """The one way a dataset becomes batches. ``sampler`` defaults to an ``EpochSampler``
-    (``shuffle``, ``seed``, ``rank``, ``world_size`` and ``samples`` are its arguments); ``num_workers`` -1
-    applies ``loader_workers``. Persistent workers (when there are workers) save re-forking
-    them every epoch; pinned memory only helps host-to-GPU copies."""
+    (``shuffle``, ``seed``, ``rank``, ``world_size`` and ``samples`` are its arguments);
+    ``num_workers`` -1 applies ``loader_workers``. Persistent workers (when there are workers)
+    save re-forking them every epoch; pinned memory only helps host-to-GPU copies."""
     workers = loader_workers(num_workers)
     if sampler is None:
         sampler = EpochSampler(len(dataset), shuffle, seed, rank, world_size, samples)
