@@ -33,16 +33,28 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pixelseg", description="Semantic segmentation with CNN and recurrent models."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.commands = {}
     for mod in _command_modules():
         p = sub.add_parser(mod.COMMAND, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, command=mod.COMMAND)
+        parser.commands[mod.COMMAND] = p
     return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse a command line. A command's own arguments are parsed intermixed, so that
+    ``key=value`` overrides (or image paths) may come before, between or after options:
+    ``train a=1 --epochs 3 b=2`` keeps both overrides, where plain argparse stops collecting
+    positionals at the first option and rejects the rest."""
+    if argv and argv[0] in parser.commands:
+        return parser.commands[argv[0]].parse_intermixed_args(argv[1:])
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, sys.argv[1:] if argv is None else list(argv))
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
