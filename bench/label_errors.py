@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -85,7 +86,15 @@ def main() -> None:
     p.add_argument("--fraction", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-samples", type=int, default=3670, help="without --run: images seen")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        help="a new folder to keep the corrupted data, the run and corrupted.json (which mask "
+        "got which corruption) in, to study the scores afterwards",
+    )
     args = p.parse_args()
+    if args.keep is not None and args.keep.exists():
+        p.error(f"--keep {args.keep}: already exists")
     if args.run is None and args.split == "val":
         p.error("without --run the model trains on --split and validates on val: use --split train")
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,6 +121,9 @@ def main() -> None:
         rank_labels(run, data, args.split, out, top=top, progress=True)
         lines = (out / "ranking.csv").read_text().splitlines()[1:]
         ranked = [line.split(",")[1] for line in lines]
+        if args.keep is not None:
+            (Path(tmp) / "corrupted.json").write_text(json.dumps(kind_of, indent=1))
+            shutil.copytree(tmp, args.keep, symlinks=True)
     found = {k: 0 for k in KINDS}
     total = {k: 0 for k in KINDS}
     ranks = {}
