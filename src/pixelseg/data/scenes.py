@@ -104,22 +104,23 @@ def _contrasting_colour(
     return 255.0 - behind  # the complement is always far enough
 
 
-def _texture(rng: np.random.Generator, size: tuple[int, int], behind: np.ndarray) -> np.ndarray:
-    """A (H, W, 3) float texture: solid, stripes or checker in two related colours."""
-    h, w = size
+def _texture(rng: np.random.Generator, where: np.ndarray, behind: np.ndarray) -> np.ndarray:
+    """(N, 3) float colours for the N pixels of the (H, W) bool mask ``where``, in row-major
+    order: solid, stripes or checker in two related colours. Computed on those pixels only,
+    not on the whole frame: the scenes of the demo are generated while its user waits."""
     c1 = _contrasting_colour(rng, behind)
     c2 = np.clip(c1 + rng.uniform(-60, 60, 3), 0, 255)
     kind = rng.integers(3)
-    yy, xx = np.mgrid[0:h, 0:w]
+    yy, xx = np.nonzero(where)
     if kind == 0:
-        sel = np.zeros((h, w), bool)
+        sel = np.zeros(yy.shape, bool)
     elif kind == 1:
         theta, period = rng.uniform(0, math.pi), rng.uniform(4, 10)
         sel = np.sin((xx * math.cos(theta) + yy * math.sin(theta)) * 2 * math.pi / period) > 0
     elif kind == 2:
         p = int(rng.integers(3, 8))
         sel = ((xx // p) + (yy // p)) % 2 == 0
-    return np.where(sel[:, :, None], c2, c1)
+    return np.where(sel[:, None], c2, c1)
 
 
 def _background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
@@ -178,7 +179,7 @@ def generate_scene(
         sel = _shape_mask(cls, size, cx, cy, r, rng.uniform(0, 2 * math.pi))
         if sel.sum() < 12:  # almost entirely outside the frame
             continue
-        image[sel] = _texture(rng, size, image[sel].mean(0))[sel]
+        image[sel] = _texture(rng, sel, image[sel].mean(0))
         mask[sel] = cls
     pil = Image.fromarray(image.clip(0, 255).astype(np.uint8))
     if rng.random() < 0.3:
