@@ -90,7 +90,23 @@ def test_label_disagreement_grows_with_what_the_model_is_sure_of():
     erased = np.zeros_like(right)  # the object erased from the label
     assert label_disagreement(probs, right).disagreement == 0.0
     bad = label_disagreement(probs, erased)
-    assert bad.disagreement > 0.4 and bad.worst_class == 1
+    assert bad.class_disagreement > 0.4 and bad.worst_class == 1
+    assert 0 < bad.pixel_disagreement < bad.class_disagreement  # a small object: class view
+
+
+def test_a_large_region_with_the_wrong_class_is_seen_per_pixel():
+    """Half the image relabelled, in an image of many classes: the class average dilutes it,
+    the share of confidently disagreeing pixels does not."""
+    pred = np.repeat(np.arange(8), 25)[None, :].repeat(200, 0)  # 8 vertical bands
+    pred[:, :100] = 0  # the left half is class 0 ...
+    label = pred.copy()
+    label[:, 25:100] = 5  # ... labelled as class 5
+    probs = np.stack([pred == c for c in range(8)]).astype(np.float32) * 0.8 + 0.2 / 8
+    s = label_disagreement(probs, label)
+    conf = 0.8 + 0.2 / 8
+    assert s.pixel_disagreement == pytest.approx(0.375 * conf, rel=1e-5)
+    assert s.disagreement == pytest.approx((s.class_disagreement + s.pixel_disagreement) / 2)
+    assert s.score >= s.disagreement
 
 
 def test_a_label_drawn_a_few_pixels_off_is_found_with_its_shift():

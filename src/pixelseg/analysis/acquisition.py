@@ -16,9 +16,14 @@ selection keep the top K apart: ``diverse_order`` is a greedy k-center that trad
 candidate's uncertainty against its distance to what is already chosen, so neighbouring video
 frames do not fill the top K.
 
-Labelled images are scored by ``label_disagreement``: per class, the model's confidence summed
+Labelled images are scored by ``label_disagreement``, from two views of where the model
+confidently disagrees with the label. The class view: per class, the model's confidence summed
 over the pixels where label and prediction disagree about that class, over the pixels either
-gives it (a confidence-weighted 1 - IoU), averaged over the classes present. A mask drawn a few
+gives it (a confidence-weighted 1 - IoU), averaged over the classes present; it finds a wrong
+small object, which the pixel count hardly notices. The pixel view: the confidence summed over
+the disagreeing pixels, over the labelled pixels; it finds a large region given the wrong class
+(an erased car painted as road), which the class average dilutes among the classes the image
+holds. The disagreement is the mean of the two. A mask drawn a few
 pixels off (a misregistered annotation) disagrees only along edges, and a model trained on it
 has partly learnt it, so that score alone ranks it low. The label is therefore also slid over
 the prediction by up to ``MISALIGN_FRACTION`` of the short side: when some shift of at least 2
@@ -123,11 +128,17 @@ def diverse_order(uncertainty: np.ndarray, descriptors: np.ndarray, k: int) -> l
 class LabelScore:
     """How likely a label is wrong (higher ``score``: look at it sooner)."""
 
-    disagreement: float  # confidence-weighted 1 - IoU between label and prediction, per class
+    class_disagreement: float  # confidence-weighted 1 - IoU of label and prediction, per class
+    pixel_disagreement: float  # confidence summed over the disagreeing pixels / labelled pixels
     disagreeing_pixels: float  # share of labelled pixels where they differ
     worst_class: int  # the class whose disagreement is largest
-    misalignment: float = 0.0  # the disagreement that shifting the label by ``shift`` removes
+    misalignment: float = 0.0  # the class disagreement that shifting the label by ``shift`` removes
     shift: tuple[int, int] = (0, 0)  # (dy, dx): the label fits best moved down dy, right dx
+
+    @property
+    def disagreement(self) -> float:
+        """The mean of the class view (small objects) and the pixel view (large regions)."""
+        return (self.class_disagreement + self.pixel_disagreement) / 2
 
     @property
     def score(self) -> float:
@@ -202,9 +213,9 @@ def label_disagreement(probs: np.ndarray, label: np.ndarray) -> LabelScore:
     conf = probs.max(0).astype(np.float64)
     valid = label != IGNORE_INDEX
     if not valid.any():
-        return LabelScore(0.0, 0.0, -1)
-    lab, prd = label[valid], pred[valid]
-    per_class = _class_disagreement(lab, prd, conf[valid])
+        return LabelScore(0.0, 0.0, 0.0, -1)
+    lab, prd, cnf = label[valid], pred[valid], conf[valid]
+    per_class = _class_disagreement(lab, prd, cnf)
     disagreement = float(np.mean(list(per_class.values())))
     radius = max(MIN_SHIFT, round(MISALIGN_FRACTION * min(label.shape)))
     shift = best_shift(pred, label, radius)
@@ -216,9 +227,11 @@ def label_disagreement(probs: np.ndarray, label: np.ndarray) -> LabelScore:
         if ok.any():
             shifted = _class_disagreement(moved[ok], pred[at_pred][ok], conf[at_pred][ok])
             misalignment = max(0.0, disagreement - float(np.mean(list(shifted.values()))))
+    differ = lab != prd
     return LabelScore(
-        disagreement=disagreement,
-        disagreeing_pixels=float((lab != prd).mean()),
+        class_disagreement=disagreement,
+        pixel_disagreement=float(cnf[differ].sum() / lab.size),
+        disagreeing_pixels=float(differ.mean()),
         worst_class=int(max(per_class, key=per_class.get)),
         misalignment=misalignment,
         shift=shift if misalignment > 0 else (0, 0),

@@ -229,6 +229,8 @@ def rank_labels(
                 str(source.items[i].mask),
                 f"{s.score:.5f}",
                 f"{s.disagreement:.5f}",
+                f"{s.class_disagreement:.5f}",
+                f"{s.pixel_disagreement:.5f}",
                 f"{s.misalignment:.5f}",
                 s.shift[0],
                 s.shift[1],
@@ -237,7 +239,7 @@ def rank_labels(
             ]
             for r, (s, i) in enumerate(scored, 1)
         ]
-        rows += [["", path] + [""] * 7 + [f"error: {msg}"] for path, msg in failed]
+        rows += [["", path] + [""] * 9 + [f"error: {msg}"] for path, msg in failed]
         write_csv(
             stage.path / "ranking.csv",
             [
@@ -246,6 +248,8 @@ def rank_labels(
                 "label",
                 "score",
                 "disagreement",
+                "class_disagreement",
+                "pixel_disagreement",
                 "misalignment",
                 "shift_y",
                 "shift_x",
@@ -284,9 +288,10 @@ def rank_labels(
             )
         page = gallery_page(
             f"Labels to check: the top {len(cards)} of {len(scored)} in {split}",
-            "Ordered by how confidently the model disagrees with each label (a "
-            "confidence-weighted 1 - IoU per class, averaged), plus the part of that "
-            "disagreement a shift of the whole label by a few pixels would remove "
+            "Ordered by how confidently the model disagrees with each label (the mean of a "
+            "confidence-weighted 1 - IoU per class, averaged over the classes, and the "
+            "confidence summed over the disagreeing pixels, over the labelled pixels), plus the "
+            "part of the class disagreement a shift of the whole label by a few pixels removes "
             "(misalignment; ranking.csv gives the shift); the disagreement map is bright "
             "where a confident prediction differs from the label.",
             ["label", "prediction", "disagreement"],
