@@ -37,6 +37,7 @@ from ..files import fsync_folder
 from ..models import create_model
 from .device import memory_format
 from .faults import crash_point, write_file
+from .optim import load_optimizer
 from .sidecar import Sidecar, data_file, read_sidecar
 
 _DATA_FILE = re.compile(r"^[\w.]+-e\d+-[0-9a-f]{6}(\.optim)?\.safetensors$")
@@ -215,7 +216,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, meta: Sidecar) -> Non
                     f"{tuple(params[int(idx)].shape)}"
                 )
             state.setdefault(int(idx), {})[key] = value
-        optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+        load_optimizer(optimizer, {"state": state, "param_groups": saved["param_groups"]})
     except (ValueError, KeyError, IndexError, TypeError) as e:
         raise PixelsegError(f"{path}: optimizer state does not fit the model ({e})") from None
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import PixelsegError
+from .optim import load_optimizer
 
 
 class NonFiniteLoss(Exception):
@@ -90,7 +91,7 @@ class NanGuard:
         self.lr_scale *= 0.5
         snap = self._snapshot
         model.load_state_dict(snap["model"])
-        optimizer.load_state_dict(snap["optimizer"])
+        load_optimizer(optimizer, snap["optimizer"])
         if ema is not None and snap["ema"] is not None:
             ema.load_state_dict(*snap["ema"])
         optimizer.zero_grad(set_to_none=True)
