@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from pixelseg.engine.optim import fused_adam, load_optimizer
+from pixelseg.engine.optim import load_optimizer
 
 
 def _train(resume_at: int | None, fused: bool) -> torch.Tensor:
@@ -52,9 +52,3 @@ def test_restored_moments_have_their_parameters_layout():
     load_optimizer(opt, saved)
     moments = opt.state[conv.weight]["exp_avg"]
     assert moments.stride() == conv.weight.stride()
-
-
-def test_fused_adam_on_float_cpu_parameters_only():
-    assert fused_adam(torch.nn.Linear(2, 2))
-    assert not fused_adam(torch.nn.Linear(2, 2).half())
-    assert not fused_adam(torch.nn.Identity())

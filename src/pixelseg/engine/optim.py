@@ -27,30 +27,22 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     own lr scale; norms and biases without weight decay)."""
     t = cfg.train
     groups = param_groups(model, t)
-    if t.optimizer in ("adam", "adamw"):
-        adam = torch.optim.Adam if t.optimizer == "adam" else torch.optim.AdamW
-        return adam(groups, lr=t.lr, fused=fused_adam(model))
+    # torch's fused Adam was tried (bench/demo_time.py, 2 cores, alone): the demo's training
+    # took 134 s against 128 s and its val mIoU fell from 0.907 to 0.886, so it stays off.
+    if t.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=t.lr)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=t.lr)
     return torch.optim.SGD(groups, lr=t.lr, momentum=0.9)
-
-
-def fused_adam(model: nn.Module) -> bool:
-    """Whether to use torch's fused Adam: one kernel over all the tensors instead of about
-    eight small ops per tensor, which on a small model is a step's visible overhead (the demo's
-    U-Net, 44 tensors, 1 CPU thread: 1.8-2.2 ms -> 0.5-0.6 ms a step, 2000 steps a demo).
-    Its kernels exist for CPU and CUDA float parameters."""
-    params = list(model.parameters())
-    return bool(params) and all(
-        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
-        for p in params
-    )
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, state_dict: dict) -> None:
     """``optimizer.load_state_dict``, then each state tensor laid out in memory as its
     parameter is. torch casts loaded state to the parameter's device and dtype but not its
-    layout: a channels-last weight gets back its moments contiguous, and the fused Adam kernel,
-    which walks parameter and moments as flat memory, then pairs each weight with another
-    weight's moments (a silently wrong step; checked on torch 2.13)."""
+    layout: a channels-last weight gets back its moments contiguous. The default Adam copes,
+    but a fused kernel, which walks parameter and moments as flat memory, then pairs each
+    weight with another weight's moments (a silently wrong step; torch 2.13's fused CPU Adam,
+    tests/engine/test_optimizer_layout.py)."""
     optimizer.load_state_dict(state_dict)
     for param, state in optimizer.state.items():
         for key, value in state.items():
