@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelseg.analysis.acquisition import diverse_order, score_image
+from pixelseg.analysis.acquisition import diverse_order, layout_descriptor
 from pixelseg.data.imageio import read_image
 from pixelseg.deploy.predict import load
 from pixelseg.workflows.rank import rank_images
@@ -94,7 +94,7 @@ def k_center(model: Path, paths: list[str], k: int) -> list[str]:
     K apart with, every image equally uncertain (diversity alone, a cold-start baseline)."""
     predictor = load(model, "cpu")
     descriptors = np.stack(
-        [score_image(predictor.predict_proba(read_image(p))).descriptor for p in paths]
+        [layout_descriptor(predictor.predict_proba(read_image(p))) for p in paths]
     )
     return [paths[i] for i in diverse_order(np.ones(len(paths)), descriptors, k)]
 

@@ -216,7 +216,7 @@ def label_disagreement(probs: np.ndarray, label: np.ndarray) -> LabelScore:
         return LabelScore(0.0, 0.0, 0.0, -1)
     lab, prd, cnf = label[valid], pred[valid], conf[valid]
     per_class = _class_disagreement(lab, prd, cnf)
-    disagreement = float(np.mean(list(per_class.values())))
+    class_view = float(np.mean(list(per_class.values())))
     radius = max(MIN_SHIFT, round(MISALIGN_FRACTION * min(label.shape)))
     shift = best_shift(pred, label, radius)
     misalignment = 0.0
@@ -226,10 +226,10 @@ def label_disagreement(probs: np.ndarray, label: np.ndarray) -> LabelScore:
         ok = moved != IGNORE_INDEX
         if ok.any():
             shifted = _class_disagreement(moved[ok], pred[at_pred][ok], conf[at_pred][ok])
-            misalignment = max(0.0, disagreement - float(np.mean(list(shifted.values()))))
+            misalignment = max(0.0, class_view - float(np.mean(list(shifted.values()))))
     differ = lab != prd
     return LabelScore(
-        class_disagreement=disagreement,
+        class_disagreement=class_view,
         pixel_disagreement=float(cnf[differ].sum() / lab.size),
         disagreeing_pixels=float(differ.mean()),
         worst_class=int(max(per_class, key=per_class.get)),
