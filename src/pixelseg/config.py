@@ -116,6 +116,10 @@ class TrainConfig:
     encoder_lr_scale: float = 0.3  # the encoder's share of train.lr
     freeze_encoder_epochs: int = 0  # epochs with the encoder's lr at 0 (the decoder settles)
     encoder_bn: str = "frozen"  # frozen: ImageNet BatchNorm statistics kept; train: updated
+    # The encoder's layers up to its features at this stride keep their pretrained weights
+    # (0 = none): edges and textures need no re-learning, and the backward pass skips the
+    # largest activations.
+    encoder_frozen_stride: int = 0
     # Experiment tracking (engine/tracking.py): any of TRACKERS, e.g. [tensorboard, mlflow].
     track: list[str] = field(default_factory=list)
 
@@ -352,6 +356,11 @@ def _validate_train_engine(t: TrainConfig) -> None:
             raise PixelsegError(
                 f"train.track: unknown tracker {name!r}; choose from {', '.join(TRACKERS)}"
             )
+    if t.encoder_frozen_stride not in (0, 2, 4, 8, 16, 32):
+        raise PixelsegError(
+            "train.encoder_frozen_stride: expected 0 (none), 2, 4, 8, 16 or 32, got "
+            f"{t.encoder_frozen_stride!r}"
+        )
     if t.encoder_bn not in ("frozen", "train"):
         raise PixelsegError(f"train.encoder_bn: expected frozen or train, got {t.encoder_bn!r}")
     if t.images_per_epoch is not None and t.images_per_epoch < 1:

@@ -28,7 +28,7 @@ from .distributed import convert_sync_bn, start_process, sync_buffers
 from .ema import ModelEma
 from .epoch_record import HEADER, EpochRow
 from .evaluate import evaluate
-from .finetune import input_normalizer
+from .finetune import freeze_encoder_layers, input_normalizer
 from .guard import NanGuard, weights_finite
 from .loaders import build_loaders
 from .losses import build_loss
@@ -116,6 +116,7 @@ class Trainer(TrainingPass):
         self.model = self.model.to(self.device, memory_format=memory_format(self.device))
         self.loss_fn = build_loss(t.loss, nc, self.data.class_weights).to(self.device)
         self.eval_loss_fn = build_loss("ce", nc).to(self.device)
+        freeze_encoder_layers(self.model, t.encoder_frozen_stride)
         self.optimizer = make_optimizer(self.model, cfg)
         self.guard = NanGuard(t.nan_rollback, t.nan_max_retries, t.lr)
         self.ddp_model: nn.Module = self.model

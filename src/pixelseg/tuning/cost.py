@@ -22,6 +22,7 @@ import torch
 
 from ..data.transforms import AugmentParams, TrainTransform
 from ..engine.device import memory_format
+from ..engine.finetune import freeze_encoder_layers
 from ..models import create_model
 
 
@@ -93,18 +94,21 @@ def measure_model_cost(
     batch: int = 2,
     min_step_s: float = 0.3,
     repeats: int = 2,
+    encoder_frozen_stride: int = 0,
 ) -> ModelCost:
     """Seconds per megapixel of training and evaluation steps on random tensors.
 
     Small steps are dominated by fixed costs (kernel set-up, Python, optimizer), which would
     overstate a light model's cost at full size several times over; large steps of a heavy
     model take many seconds. So the step is timed at growing sizes (x4 pixels each time, up to
-    ``max_hw``) until one takes ``min_step_s``, and that last timing is used.
+    ``max_hw``) until one takes ``min_step_s``, and that last timing is used. A pretrained
+    encoder's first layers are frozen as ``train.encoder_frozen_stride`` will freeze them.
     """
     torch.manual_seed(0)
     # Timed as the trainer runs it: same memory format (channels-last is ~25% faster here).
     fmt = memory_format(device)
     model = create_model(name, num_classes, 3, load_weights=False, **knobs)
+    freeze_encoder_layers(model, encoder_frozen_stride)
     model = model.to(device, memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -172,10 +176,12 @@ class MeasuredCosts:
         device: torch.device,
         median_hw: tuple[int, int],
         data_s_per_image: float,
+        encoder_frozen_stride: int = 0,
     ) -> None:
         self.device = device
         self.num_classes = num_classes
         self.data_s = data_s_per_image
+        self.encoder_frozen_stride = encoder_frozen_stride
         h, w = median_hw
         f = min(1.0, 512 / max(h, w))  # timed at most at this size (see measure_model_cost)
         self.size = (max(1, round(h * f)), max(1, round(w * f)))
@@ -193,6 +199,7 @@ class MeasuredCosts:
                 self.size,
                 self.batch,
                 min_step_s=0.3 if self.device.type == "cpu" else 0.05,
+                encoder_frozen_stride=self.encoder_frozen_stride,
             )
             cost.data_s_per_image = self.data_s if self.device.type == "cpu" else 0.0
             self._cache[key] = cost

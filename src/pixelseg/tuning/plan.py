@@ -252,5 +252,11 @@ def plan_for_config(
     configure_threads(device, 1, cfg.train.threads)
     hw = fingerprint_hardware(device)
     log(f"planning: timing candidate models on {hw.device} (a few seconds)")
-    costs = MeasuredCosts(ds.num_classes, device, ds.median_hw, measure_data_cost(train))
+    costs = MeasuredCosts(
+        ds.num_classes,
+        device,
+        ds.median_hw,
+        measure_data_cost(train),
+        cfg.train.encoder_frozen_stride,
+    )
     return make_plan(ds, hw, costs, fixed, targets)

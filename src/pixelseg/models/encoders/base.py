@@ -33,5 +33,10 @@ class Encoder(nn.Module):
             f"{type(self).__name__} has features at strides {list(self.strides)}, not {stride}"
         )
 
+    def layers_through(self, stride: int) -> list[nn.Module]:
+        """The layers that compute the features up to ``stride`` (the stem first), for
+        fine-tuning that keeps them as pretrained (``train.encoder_frozen_stride``)."""
+        raise ValueError(f"{type(self).__name__} cannot freeze its first layers")
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -181,6 +181,10 @@ class EfficientNetLite(Encoder):
         self.feature_blocks = {self.ends[i] for i in FEATURE_STAGES if i < len(self.ends)}
         self.strides, self.channels = tuple(strides), tuple(channels)
 
+    def layers_through(self, stride: int) -> list[nn.Module]:
+        last = sorted(self.feature_blocks)[self.feature(stride)]
+        return [self._conv_stem, self._bn0, *self._blocks[: last + 1]]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.act(self._bn0(self._conv_stem(x)))  # (B, 32, H/2, W/2)
         features = []
