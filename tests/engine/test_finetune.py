@@ -13,6 +13,7 @@ from pixelseg import load_config, train
 from pixelseg.config import TrainConfig
 from pixelseg.engine.checkpoint import load_checkpoint
 from pixelseg.engine.finetune import (
+    freeze_encoder_layers,
     freeze_encoder_norms,
     group_lr,
     input_normalizer,
@@ -66,6 +67,45 @@ def test_frozen_bn_keeps_the_encoder_statistics():
     assert not torch.equal(model.encoder._bn0.running_mean, before)
 
 
+def test_frozen_stride_freezes_the_stem_and_the_stages_up_to_that_feature():
+    model = lite0()
+    enc = model.encoder
+    n = freeze_encoder_layers(model, 4)
+    # Lite0: the stem, stage 0 (1 block, stride 2) and stage 1 (2 blocks, stride 4).
+    frozen = [enc._conv_stem, enc._bn0, *enc._blocks[:3]]
+    assert n == sum(p.numel() for m in frozen for p in m.parameters())
+    assert all(not p.requires_grad for m in frozen for p in m.parameters())
+    assert all(p.requires_grad for m in enc._blocks[3:] for p in m.parameters())
+    grouped = {id(p) for g in param_groups(model, TrainConfig()) for p in g["params"]}
+    assert not grouped & {id(p) for m in frozen for p in m.parameters()}
+    # Even with the encoder's statistics updated, the frozen layers' stay ImageNet's.
+    model.train()
+    freeze_encoder_norms(model, TrainConfig(encoder_bn="train"))
+    assert not enc._bn0.training and not enc._blocks[2]._bn2.training
+    assert enc._blocks[3]._bn2.training
+    # A training step leaves the frozen layers as they were and moves the rest.
+    stem, deep = enc._conv_stem.weight.clone(), enc._blocks[3]._project_conv.weight.clone()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model(torch.randn(2, 3, 40, 56)).logsumexp(1).mean().backward()
+    opt.step()
+    assert torch.equal(enc._conv_stem.weight, stem) and enc._conv_stem.weight.grad is None
+    assert not torch.equal(enc._blocks[3]._project_conv.weight, deep)
+
+
+def test_frozen_stride_leaves_scratch_and_native_models_alone():
+    for model in (lite0(pretrained="none"), create_model("lightseg", 3, width=4)):
+        assert freeze_encoder_layers(model, 4) == 0
+        assert all(p.requires_grad for p in model.parameters())
+    assert freeze_encoder_layers(lite0(), 0) == 0
+
+
+def test_frozen_stride_must_be_a_feature_stride():
+    from pixelseg.errors import PixelsegError
+
+    with pytest.raises(PixelsegError, match="train.encoder_frozen_stride"):
+        load_config(overrides=["train.encoder_frozen_stride=3"])
+
+
 def test_normalizer_follows_the_encoder():
     assert input_normalizer(lite0(pretrained="none")).to_dict()["std"][0] == pytest.approx(
         128 / 255
@@ -87,6 +127,7 @@ def pretrained_run(scenes, tmp_path):
             "train.max_steps_per_epoch=2",
             "train.batch_size=2",
             "train.freeze_encoder_epochs=1",
+            "train.encoder_frozen_stride=4",
             "train.device=cpu",
         ]
     )
@@ -102,6 +143,12 @@ def test_run_records_weights_and_normalisation_and_freezes_the_first_epoch(pretr
     assert {g["encoder"] for g in groups} == {True, False}
     model, meta = load_checkpoint(pretrained_run.run_dir)
     assert meta.pretrained == side["pretrained"]
+    # train.encoder_frozen_stride=4: the stem is ImageNet's, the deepest block has learned.
+    imagenet = lite0().encoder
+    assert torch.equal(model.encoder._conv_stem.weight, imagenet._conv_stem.weight)
+    assert not torch.equal(
+        model.encoder._blocks[-1]._project_conv.weight, imagenet._blocks[-1]._project_conv.weight
+    )
 
 
 def test_resume_needs_no_weights_file_and_keeps_the_record(pretrained_run, monkeypatch):
