@@ -99,6 +99,14 @@ def test_frozen_stride_leaves_scratch_and_native_models_alone():
     assert freeze_encoder_layers(lite0(), 0) == 0
 
 
+def test_frozen_stride_beyond_a_shallow_encoder_freezes_it_to_its_deepest_feature():
+    model = create_model("reseg", 3, width=4, depth=1, encoder="efficientnet_lite0")
+    assert model.encoder.strides == (2,)
+    assert freeze_encoder_layers(model, 4) > 0
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert all(p.requires_grad for n, p in model.named_parameters() if "encoder" not in n)
+
+
 def test_frozen_stride_must_be_a_feature_stride():
     from pixelseg.errors import PixelsegError
 

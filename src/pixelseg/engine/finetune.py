@@ -86,13 +86,14 @@ def group_lr(group: dict, lr: float, epoch: int, t: TrainConfig) -> float:
 
 def freeze_encoder_layers(model: nn.Module, stride: int) -> int:
     """Before the optimizer is made: the pretrained encoder's layers up to its stride-``stride``
-    features stop learning (``train.encoder_frozen_stride``; 0 = none). Returns how many
-    parameters were frozen (0 for a model without a pretrained encoder)."""
+    features stop learning (``train.encoder_frozen_stride``; 0 = none). An encoder built only
+    shallower than ``stride`` (ReSeg over stride-2 features) freezes up to its deepest feature.
+    Returns how many parameters were frozen (0 for a model without a pretrained encoder)."""
     encoder = pretrained_encoder(model)
     if encoder is None or stride == 0:
         return 0
     frozen = 0
-    for layer in encoder.layers_through(stride):
+    for layer in encoder.layers_through(min(stride, max(encoder.strides))):
         for p in layer.parameters():
             p.requires_grad_(False)
             frozen += p.numel()

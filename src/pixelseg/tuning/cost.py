@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..config import TrainConfig
 from ..data.transforms import AugmentParams, TrainTransform
 from ..engine.device import memory_format
 from ..engine.finetune import freeze_encoder_layers
@@ -94,7 +95,7 @@ def measure_model_cost(
     batch: int = 2,
     min_step_s: float = 0.3,
     repeats: int = 2,
-    encoder_frozen_stride: int = 0,
+    encoder_frozen_stride: int = TrainConfig.encoder_frozen_stride,
 ) -> ModelCost:
     """Seconds per megapixel of training and evaluation steps on random tensors.
 
@@ -176,7 +177,7 @@ class MeasuredCosts:
         device: torch.device,
         median_hw: tuple[int, int],
         data_s_per_image: float,
-        encoder_frozen_stride: int = 0,
+        encoder_frozen_stride: int = TrainConfig.encoder_frozen_stride,
     ) -> None:
         self.device = device
         self.num_classes = num_classes

@@ -286,6 +286,7 @@ def estimate_cost(opts: TuneOptions, base: RunConfig, study, log: Callable) -> N
             device,
             max_hw=train_hw,
             min_step_s=0.1,
+            encoder_frozen_stride=base.train.encoder_frozen_stride,
         )
         epoch_s = cost.epoch_seconds(
             len(train_src),
