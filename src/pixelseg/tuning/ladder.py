@@ -28,7 +28,7 @@ from ..models.encoders.pretrained import weights_installed
 from .constraints import Constraints
 from .cost import ModelCost
 from .fingerprint import DatasetFingerprint, HardwareFingerprint
-from .plan_rules import choose_batch, short_number
+from .plan_rules import choose_batch, short_number, starts_pretrained
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,7 @@ def ladder_for(hw: HardwareFingerprint, fixed: Constraints) -> list[Rung]:
     registered = {e.name for e in list_models()}
     if fixed.model is not None:
         knobs = fixed.knobs
-        pretrained = (
-            knobs.get("encoder", "native") != "native" and knobs.get("pretrained") != "none"
-        )
+        pretrained = starts_pretrained(knobs)
         return [Rung(fixed.model, knobs, PRETRAINED_MIN_EPOCHS if pretrained else None)]
     ladder = [
         r

@@ -48,6 +48,7 @@ from .plan_rules import (
     choose_epochs,
     corruption_recipe,
     short_number,
+    starts_pretrained,
 )
 
 
@@ -175,7 +176,7 @@ def make_plan(
             "the final evaluation included)",
         )
     add("train.class_weights", *choose_class_weights(ds))
-    rotation, scale_range, why = choose_augmentation(ds.n_train)
+    rotation, scale_range, why = choose_augmentation(ds.n_train, starts_pretrained(best.knobs))
     add("augment.rotation", rotation, why)
     add("augment.scale", scale_range, why)
     recipe = corruption_recipe(best.model, best.knobs)
