@@ -25,8 +25,11 @@ from pixelseg.tuning.plan import make_plan
 from pixelseg.tuning.plan_rules import (
     MILD_CORRUPTIONS,
     PLAN_CORRUPTIONS,
+    PRETRAINED_CORRUPTIONS,
     ROBUST_CORRUPTIONS,
+    choose_augmentation,
     corruption_recipe,
+    starts_pretrained,
 )
 from pixelseg.workflows.train import apply_plan_if_unconfigured
 
@@ -275,6 +278,32 @@ def test_corruption_strength_follows_the_models_width():
     assert mine.value("augment.corruption_p") == 0.1
     assert mine.value("augment.corruption_p_final") is None  # not scheduled behind your back
     assert not any(o.startswith("augment.corruption_p=") for o in mine.overrides())
+
+
+def test_a_pretrained_encoder_gets_the_mild_recipe_and_the_default_augmentation(with_weights):
+    lite0 = {"encoder": "efficientnet_lite0", "width": 32}
+    assert starts_pretrained(lite0)
+    assert not starts_pretrained({**lite0, "pretrained": "none"})  # from scratch after all
+    assert not starts_pretrained({"encoder": "native", "width": 32})
+    assert not starts_pretrained({})
+    # Whatever its width: the robust recipe is for models that learn their own features.
+    assert corruption_recipe("lightseg", lite0) is PRETRAINED_CORRUPTIONS
+    assert corruption_recipe("lightseg", {**lite0, "pretrained": "none"}) is ROBUST_CORRUPTIONS
+    assert (PRETRAINED_CORRUPTIONS.p, PRETRAINED_CORRUPTIONS.p_final) == (0.25, None)
+    # Small data: stronger augmentation from scratch, the default over a pretrained encoder;
+    # large data: the light setting for both.
+    assert choose_augmentation(367)[:2] == (15.0, [0.7, 1.4])
+    assert choose_augmentation(367, pretrained=True)[:2] == (10.0, [0.8, 1.25])
+    assert choose_augmentation(9000, pretrained=True)[:2] == (5.0, [0.9, 1.1])
+    # The plan applies both to the model it picks, and the user's keys still win.
+    plan = make_plan(dataset(), CPU, fake_costs)
+    assert plan.value("model.encoder") == "efficientnet_lite0"
+    assert (plan.value("augment.rotation"), plan.value("augment.scale")) == (10.0, [0.8, 1.25])
+    assert plan.value("augment.corruption_p") == 0.25
+    assert plan.value("augment.corruption_p_final") is None
+    assert "pretrained encoder" in plan.table()
+    mine = make_plan(dataset(), CPU, fake_costs, {"augment.rotation": 20.0})
+    assert mine.value("augment.rotation") == 20.0
 
 
 def test_pretrained_model_is_taken_at_the_largest_scale_that_gives_it_enough_epochs(
