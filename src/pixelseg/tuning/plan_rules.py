@@ -147,14 +147,10 @@ def choose_augmentation(n_train: int, pretrained: bool = False) -> tuple[float, 
     if n_train > 5000:
         return 5.0, [0.9, 1.1], f"{n_train} training images (> 5000): light augmentation"
     if n_train < 500 and pretrained:
-        return (
-            10.0,
-            [0.8, 1.25],
-            (
-                f"{n_train} training images, pretrained encoder: default augmentation (stronger "
-                "left the CamVid plan under-fitting, see docs/pretrained.md)"
-            ),
+        why = (
+            "default augmentation (stronger left the CamVid plan under-fitting, see pretrained.md)"
         )
+        return 10.0, [0.8, 1.25], f"{n_train} training images, pretrained encoder: {why}"
     if n_train < 500:
         return 15.0, [0.7, 1.4], f"{n_train} training images (< 500): stronger augmentation"
     return 10.0, [0.8, 1.25], f"{n_train} training images: default augmentation"
