@@ -174,8 +174,9 @@ def ladder_for(hw: HardwareFingerprint, fixed: Constraints) -> list[Rung]:
     registered = {e.name for e in list_models()}
     if fixed.model is not None:
         knobs = fixed.knobs
-        pretrained = starts_pretrained(knobs)
-        return [Rung(fixed.model, knobs, PRETRAINED_MIN_EPOCHS if pretrained else None)]
+        return [
+            Rung(fixed.model, knobs, PRETRAINED_MIN_EPOCHS if starts_pretrained(knobs) else None)
+        ]
     ladder = [
         r
         for r in (GPU_LADDER if hw.is_gpu else CPU_LADDER)
